@@ -1,0 +1,115 @@
+"""The `neurodecorr` command line.
+
+    neurodecorr train --dataset fashion-mnist --model paper-mlp --rule fa --decor seed --epochs 5 --out runs/fa-decor
+    neurodecorr models        # the shipped network specs
+    neurodecorr datasets      # the known datasets
+
+Errors that neurodecorr raises on purpose print as one line (exit status 2); a diverging run
+exits with status 3 and keeps its last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+from .errors import DivergenceError, NeurodecorrError
+
+
+def _train_parser(sub) -> None:
+    from .engine.config import TrainConfig
+
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train a network and write a run directory",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", default=d.dataset, help="fashion-mnist, digits, mnist or cifar10")
+    p.add_argument("--data-dir", default=None, help="directory holding the dataset's files")
+    p.add_argument("--model", default=d.model, help="a shipped model name or a spec .yaml file")
+    p.add_argument("--rule", default=d.rule, help="credit assignment: bp, fa, dfa or np")
+    p.add_argument("--decor", default=d.decor, help="decorrelation: seed, cpi, whiten, zca or none")
+    p.add_argument("--optimizer", default=d.optimizer, help="adam or sgd")
+    p.add_argument("--lr", type=float, default=d.lr, help="forward-weight learning rate")
+    p.add_argument("--momentum", type=float, default=d.momentum, help="sgd momentum")
+    p.add_argument("--decor-lr", type=float, default=d.decor_lr, help="decorrelation learning rate η_R")
+    p.add_argument("--decor-fraction", type=float, default=d.decor_fraction,
+                   help="fraction of each batch the decorrelation rule learns from")
+    p.add_argument("--decor-kappa", type=float, default=d.decor_kappa, help="κ of the whiten rule")
+    p.add_argument("--np-sigma", type=float, default=d.np_sigma, help="node perturbation's noise σ")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--out", required=True, help="run directory to write")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last completed epoch (its own "
+                        "settings are used; only --epochs may be raised)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _cmd_train(args) -> int:
+    from pathlib import Path
+
+    from .engine import rundir
+    from .engine.config import TrainConfig
+    from .engine.trainer import train
+
+    if args.resume:
+        stored = rundir.read_json(Path(args.out) / "config.json")["train"]
+        epochs = args.epochs if "--epochs" in sys.argv else stored["epochs"]
+        config = TrainConfig.from_dict({**stored, "epochs": epochs})
+    else:
+        keys = ("dataset", "data_dir", "model", "rule", "decor", "optimizer", "lr", "momentum",
+                "decor_lr", "decor_fraction", "decor_kappa", "np_sigma", "batch_size", "epochs",
+                "seed")
+        config = TrainConfig(**{k: getattr(args, k) for k in keys})
+    result = train(config, args.out, resume=args.resume, progress=not args.quiet)
+    last = result.epochs[-1]
+    print(f"done: test accuracy {100 * last['test_accuracy']:.2f}% after {last['epoch']} epochs, "
+          f"{result.samples_per_second:.0f} training samples/s; run in {args.out}")
+    return 0
+
+
+def _cmd_models(args) -> int:
+    from .nets.spec import load_spec, model_names
+
+    for name in model_names():
+        print(f"{name:16s} {load_spec(name).description}")
+    return 0
+
+
+def _cmd_datasets(args) -> int:
+    from .data import DATASETS
+
+    for name in DATASETS:
+        print(name)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neurodecorr", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"neurodecorr {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    sub.add_parser("models", help="list the shipped network specs")
+    sub.add_parser("datasets", help="list the known datasets")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"train": _cmd_train, "models": _cmd_models, "datasets": _cmd_datasets}
+    try:
+        return handlers[args.command](args)
+    except DivergenceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except NeurodecorrError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; resume with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""A run directory on disk: config.json, metrics.json/.csv, checkpoint.npz, weights.npz and
+learning_curve.png. Every file is written atomically (to a temporary name, then renamed), so an
+interrupted run never leaves a half-written checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import RunError
+
+METRIC_KEYS = ("epoch", "train_loss", "test_accuracy", "seconds")
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj) -> None:
+    _atomic_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise RunError(f"{path} is missing: is this a neurodecorr run directory?") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunError(f"{path} cannot be read: {exc}") from None
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    _atomic_bytes(path, buf.getvalue())
+
+
+def read_npz(path: Path):
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise RunError(f"{path} is missing: the run has no completed epoch to resume from") from None
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path} cannot be read ({exc}); delete it to start the run afresh") from None
+
+
+def write_metrics(run_dir: Path, epochs: list[dict], samples_per_second: float) -> None:
+    write_json(run_dir / "metrics.json", {"epochs": epochs, "samples_per_second": samples_per_second})
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=METRIC_KEYS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: r[k] for k in METRIC_KEYS} for r in epochs)
+    _atomic_bytes(run_dir / "metrics.csv", text.getvalue().encode())
+
+
+def plot_learning_curve(run_dir: Path, epochs: list[dict], title: str) -> Path:
+    """Train loss and test accuracy per epoch, side by side, as learning_curve.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [r["epoch"] for r in epochs]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax_loss.plot(x, [r["train_loss"] for r in epochs], "o-")
+    ax_loss.set(xlabel="epoch", ylabel="train loss", title="training loss")
+    ax_acc.plot(x, [100 * r["test_accuracy"] for r in epochs], "o-", color="C1")
+    ax_acc.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.set_xticks(x)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = run_dir / "learning_curve.png"
+    tmp = run_dir / "learning_curve.tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,52 @@
+"""One training step on one batch: forward, modulators, local updates, decorrelation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DivergenceError
+from ..nets.network import forward
+from ..rules import local_outer, write
+from .state import Learner
+
+
+def train_step(learner: Learner, x: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+               buffers: dict[str, np.ndarray], where: str = "") -> float:
+    """Update every synapse of `learner` from the batch x (B, n_in), labels (B,).
+
+    Returns the batch's mean (clean) loss. `buffers` holds reusable gradient arrays, one per
+    synapse array. Raises DivergenceError, before any synapse is written, when the forward pass
+    or a modulator is not finite.
+    """
+    net = learner.net
+    traces = forward(net, x, track_mean=True)
+    loss = float(np.mean(net.loss.per_sample(traces[-1].h, labels)))
+    if not np.isfinite(loss):
+        raise DivergenceError(_diagnose(learner, traces, where))
+    mods = learner.credit.modulators(net, traces, labels, learner.credit_state, rng)
+    learner.optimizer.next_step()
+    for i, (layer, trace, e) in enumerate(zip(net.layers, traces, mods)):
+        name = f"layer{i}.W"
+        grad = buffers.get(name)
+        if grad is None:
+            grad = buffers[name] = np.empty_like(layer.W)
+        local_outer(e, trace.x, out=grad)
+        write(layer.W, learner.optimizer.step(name, grad))
+        write(layer.b, learner.optimizer.step(f"layer{i}.b", e.mean(axis=0)))
+    if learner.decor is not None:
+        learner.decor.update(net, traces, learner.decor_state, write)
+    return loss
+
+
+def _diagnose(learner: Learner, traces, where: str) -> str:
+    cfg = learner.config
+    for i, (layer, trace) in enumerate(zip(learner.net.layers, traces)):
+        for label, arr in (("weights W", layer.W), ("decorrelation matrix R", layer.R),
+                           ("decorrelated input", trace.x), ("pre-activation h", trace.h)):
+            if arr is not None and not np.all(np.isfinite(arr)):
+                hint = (f"lower --decor-lr (now {cfg.decor_lr:g})" if "decorrelat" in label
+                        else f"lower --lr (now {cfg.lr:g})")
+                return (f"training diverged {where}: layer {i} {label} became non-finite. "
+                        f"Likely fix: {hint}. The last good checkpoint is kept.")
+    return (f"training diverged {where}: the loss became non-finite. Likely fix: lower --lr "
+            f"(now {cfg.lr:g}). The last good checkpoint is kept.")

@@ -1,0 +1,134 @@
+"""A network's synapses and running statistics, and its forward pass.
+
+Per dense layer l (column convention; the code works on row-major batches, one sample a row):
+
+    a        layer input (n_in)                  — the data, or the previous layer's output
+    x̃ = R (a − μ)                                — decorrelated input; R (n_in, n_in) starts as I,
+                                                   μ is a running mean (momentum 0.1), frozen at
+                                                   evaluation. Layers without decorrelation: x̃ = a.
+    h = W x̃ + b                                  — W (n_out, n_in), b (n_out)
+    f(h)                                          — the layer's nonlinearity (identity at the output)
+
+Weights are initialised as torch.nn.Linear does (U(−1/√n_in, 1/√n_in) for W and b), as in the
+paper's reference code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..numerics import DTYPE
+from .activations import ACTIVATIONS
+from .losses import LOSSES
+from .spec import LayerShape, NetSpec
+
+MEAN_MOMENTUM = 0.1  # running-mean momentum of the reference code
+
+
+@dataclass
+class Layer:
+    """Mutable state of one dense layer. Synapses (W, b, R) change only through
+    `engine.synapses.write`; μ only through `forward(..., track_mean=True)`."""
+
+    shape: LayerShape
+    W: np.ndarray
+    b: np.ndarray
+    R: np.ndarray | None = None
+    mu: np.ndarray | None = None
+
+
+@dataclass
+class Network:
+    spec: NetSpec
+    layers: list[Layer]
+    n_classes: int = field(init=False)
+
+    def __post_init__(self):
+        self.n_classes = self.layers[-1].shape.n_out
+
+    @property
+    def loss(self):
+        return LOSSES[self.spec.loss]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array of the network by a flat, stable name (for .npz files)."""
+        out = {}
+        for i, layer in enumerate(self.layers):
+            out[f"layer{i}.W"] = layer.W
+            out[f"layer{i}.b"] = layer.b
+            if layer.R is not None:
+                out[f"layer{i}.R"] = layer.R
+                out[f"layer{i}.mu"] = layer.mu
+        return out
+
+    def load_arrays(self, arrays) -> None:
+        """Copy arrays saved by `arrays()` back into this network (shapes must match)."""
+        for name, target in self.arrays().items():
+            target[...] = arrays[name]
+
+
+def build_network(spec: NetSpec, n_in: int, n_classes: int, decorrelate: bool,
+                  rng: np.random.Generator) -> Network:
+    """Initialise a network for `n_in` features and `n_classes` outputs.
+
+    `decorrelate=False` (decorrelation rule "none") gives no layer an R, whatever the spec says.
+    """
+    layers = []
+    for shape in spec.layers(n_in, n_classes):
+        bound = 1.0 / np.sqrt(shape.n_in)
+        W = rng.uniform(-bound, bound, (shape.n_out, shape.n_in)).astype(DTYPE)
+        b = rng.uniform(-bound, bound, shape.n_out).astype(DTYPE)
+        layer = Layer(shape, W, b)
+        if decorrelate and shape.decorrelated:
+            layer.R = np.eye(shape.n_in, dtype=DTYPE)
+            layer.mu = np.zeros(shape.n_in, dtype=DTYPE)
+        layers.append(layer)
+    return Network(spec, layers)
+
+
+@dataclass
+class LayerTrace:
+    """What one layer computed for a batch (B rows): inputs a, centred a − μ, x̃, h, f(h)."""
+
+    a: np.ndarray
+    centred: np.ndarray | None
+    x: np.ndarray
+    h: np.ndarray
+    out: np.ndarray
+
+
+def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
+            noise: list[np.ndarray] | None = None) -> list[LayerTrace]:
+    """Run a batch x (B, n_in) through the network; returns one trace per layer.
+
+    track_mean: update each running mean μ ← (1 − 0.1) μ + 0.1 · mean(a) from this batch before
+    using it (training). Writes μ in place.
+    noise: per layer, an array (B, n_out) added to h (node perturbation's noisy pass).
+    """
+    traces = []
+    a = x
+    for i, layer in enumerate(net.layers):
+        if layer.R is not None:
+            if track_mean:
+                layer.mu *= DTYPE(1 - MEAN_MOMENTUM)
+                layer.mu += DTYPE(MEAN_MOMENTUM) * a.mean(axis=0, dtype=DTYPE)
+            centred = a - layer.mu
+            xt = centred @ layer.R.T
+        else:
+            centred, xt = None, a
+        h = xt @ layer.W.T
+        h += layer.b
+        if noise is not None:
+            h += noise[i]
+        out = ACTIVATIONS[layer.shape.activation].function(h)
+        traces.append(LayerTrace(a, centred, xt, h, out))
+        a = out
+    return traces
+
+
+def predict(net: Network, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Output pre-activations h_L (N, n_classes) in evaluation mode (μ frozen), in batches."""
+    return np.concatenate([forward(net, x[i:i + batch_size])[-1].h
+                           for i in range(0, len(x), batch_size)])

@@ -1,0 +1,129 @@
+"""Credit assignment: each rule's only job is the per-neuron modulator e_l of every layer.
+
+With x̃_l the layer's (decorrelated) input, h_l its pre-activation and L the loss, the forward
+weights then change by ΔW_l = −η e_l x̃_lᵀ, Δb_l = −η e_l (`plasticity.local_outer`):
+
+- bp  : e_L = ∂L/∂h_L;  e_l = f'(h_l) ⊙ (R_{l+1}ᵀ W_{l+1}ᵀ e_{l+1})
+- fa  : as bp, with W_{l+1}ᵀ replaced by a fixed random B_{l+1}ᵀ (Lillicrap et al. 2016)
+- dfa : e_l = f'(h_l) ⊙ (D_l e_L), D_l fixed random (Nøkland 2016)
+- np  : a clean and a noisy forward pass (ξ_l ~ N(0, σ²) added to every h_l);
+        δL = L_noisy − L_clean per sample;  e_l = δL · ξ_l / σ².  No backward pass.
+
+Node perturbation and float32: δL is a difference of two nearly equal losses. The paper's
+reference code uses σ = 1e-6 in float32, where the rounding error of the logits (≈1e-7·|h|)
+is as large as the perturbation itself. We use σ = 1e-3 and compute the losses of the float32
+logits in float64; `benchmarks/np_precision.py` measures the error of δL against its
+first-order value for several σ.
+
+Shapes: every modulator is (B, n_out_l) float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..nets.activations import ACTIVATIONS
+from ..nets.network import LayerTrace, Network, forward
+from ..numerics import DTYPE
+
+
+def _feedback_init(shape, fan_in, rng):
+    bound = 1.0 / np.sqrt(fan_in)
+    return rng.uniform(-bound, bound, shape).astype(DTYPE)
+
+
+def _fprime(net: Network, traces: list[LayerTrace], layer: int) -> np.ndarray:
+    return ACTIVATIONS[net.layers[layer].shape.activation].derivative(traces[layer].h)
+
+
+def propagate_back(net: Network, traces: list[LayerTrace], e_out: np.ndarray,
+                   matrices: list[np.ndarray]) -> list[np.ndarray]:
+    """e_l = f'(h_l) ⊙ (R_{l+1}ᵀ M_{l+1}ᵀ e_{l+1}) from the top down; M = W (bp) or B (fa)."""
+    mods = [None] * len(net.layers)
+    mods[-1] = e_out
+    for l in range(len(net.layers) - 2, -1, -1):
+        signal = mods[l + 1] @ matrices[l + 1]
+        R = net.layers[l + 1].R
+        if R is not None:
+            signal = signal @ R
+        signal *= _fprime(net, traces, l)
+        mods[l] = signal
+    return mods
+
+
+@dataclass(frozen=True)
+class BP:
+    """Backpropagation: exact gradients."""
+
+    name: str = "bp"
+    uses_backward: bool = True
+
+    def init_state(self, net: Network, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return {}
+
+    def modulators(self, net, traces, labels, state, rng):
+        e_out = net.loss.grad(traces[-1].h, labels)
+        return propagate_back(net, traces, e_out, [layer.W for layer in net.layers])
+
+
+@dataclass(frozen=True)
+class FA:
+    """Feedback alignment: errors travel back through fixed random matrices B_l (n_out, n_in)."""
+
+    name: str = "fa"
+    uses_backward: bool = True
+
+    def init_state(self, net, rng):
+        return {f"B{l}": _feedback_init(layer.W.shape, layer.shape.n_in, rng)
+                for l, layer in enumerate(net.layers) if l > 0}
+
+    def modulators(self, net, traces, labels, state, rng):
+        e_out = net.loss.grad(traces[-1].h, labels)
+        matrices = [None] + [state[f"B{l}"] for l in range(1, len(net.layers))]
+        return propagate_back(net, traces, e_out, matrices)
+
+
+@dataclass(frozen=True)
+class DFA:
+    """Direct feedback alignment: each hidden layer receives e_L through a fixed random D_l."""
+
+    name: str = "dfa"
+    uses_backward: bool = True
+
+    def init_state(self, net, rng):
+        return {f"D{l}": _feedback_init((layer.shape.n_out, net.n_classes), net.n_classes, rng)
+                for l, layer in enumerate(net.layers[:-1])}
+
+    def modulators(self, net, traces, labels, state, rng):
+        e_out = net.loss.grad(traces[-1].h, labels)
+        mods = [(e_out @ state[f"D{l}"].T) * _fprime(net, traces, l)
+                for l in range(len(net.layers) - 1)]
+        return mods + [e_out]
+
+
+@dataclass(frozen=True)
+class NP:
+    """Node perturbation: a second, noisy forward pass and a scalar loss difference per sample."""
+
+    sigma: float = 1e-3
+    name: str = "np"
+    uses_backward: bool = False
+
+    def init_state(self, net, rng):
+        return {}
+
+    def modulators(self, net, traces, labels, state, rng):
+        x = traces[0].a
+        noise = [(self.sigma * rng.standard_normal((len(x), layer.shape.n_out))).astype(DTYPE)
+                 for layer in net.layers]
+        noisy = forward(net, x, noise=noise)
+        per_sample = net.loss.per_sample
+        delta_loss = (per_sample(noisy[-1].h.astype(np.float64), labels)
+                      - per_sample(traces[-1].h.astype(np.float64), labels))
+        scale = (delta_loss / self.sigma**2).astype(DTYPE)[:, None]
+        return [scale * xi for xi in noise]
+
+
+CREDIT_RULES = {"bp": BP, "fa": FA, "dfa": DFA, "np": NP}

@@ -1,0 +1,147 @@
+"""Decorrelation rules: how each layer's matrix R learns to decorrelate its input.
+
+Each rule updates R from a sub-sample of every batch: the first ⌊0.1·B⌋ + 1 samples (batches are
+shuffled), as the paper's reference code does. With z = x̃ = R(a − μ) a decorrelated sample and
+C = mean(z zᵀ) over the sub-sample:
+
+| rule    | update                                                        | fixed point            |
+|---------|---------------------------------------------------------------|------------------------|
+| seed    | g = mean(‖a − μ‖/‖z‖);  R ← g·R;  R ← R − η C R               | C ∝ I (one global gain) |
+| cpi     | R ← R − η · offdiag(C) R                                       | uncorrelated units     |
+| whiten  | R ← R − η[(1−κ)·offdiag(C) R + κ·diag(E[z²] − 1) R]            | C = I                  |
+| zca     | R = (Σ + εI)^(−1/2) from a running covariance Σ (not local)    | exact whitening        |
+| none    | no decorrelation matrix at all                                 |                        |
+
+Every local rule is the anti-Hebbian outer product of `plasticity.local_outer`: C R per synapse
+is z_i · (Rᵀz)_j, the post-synaptic output times the same array read transposed. On a batch
+that is C R = Zᵀ(Z R)/n, costing 2·n·d² multiply-adds rather than the d³ of forming C first.
+The diagonal terms of cpi and whiten are per-neuron gains times the neuron's own row of R.
+
+The seed rule's gain: we measure ‖a − μ‖ on the centred input (the vector R acts on); the
+reference code measures the raw input. `seed` C is taken before the gain is applied, as there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..nets.network import LayerTrace, Network
+from ..numerics import DTYPE
+from .plasticity import local_outer
+
+Write = Callable[[np.ndarray, np.ndarray], None]
+
+
+def subsample_size(batch: int, fraction: float) -> int:
+    return min(batch, int(fraction * batch) + 1)
+
+
+@dataclass(frozen=True)
+class _LocalRule:
+    lr: float = 1e-4
+    sample_fraction: float = 0.1
+    kappa: float = 0.5
+    name: str = ""
+
+    def init_state(self, net: Network) -> dict[str, np.ndarray]:
+        return {}
+
+    def update(self, net: Network, traces: list[LayerTrace], state: dict, write: Write) -> None:
+        """Update every decorrelation matrix from this batch's traces, through `write`."""
+        for layer, trace in zip(net.layers, traces):
+            if layer.R is None:
+                continue
+            n = subsample_size(len(trace.x), self.sample_fraction)
+            z, centred = trace.x[:n], trace.centred[:n]
+            write(layer.R, self.delta(layer.R, z, centred))
+
+    def delta(self, R, z, centred):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Seed(_LocalRule):
+    """The paper's rule: full C, one global gain g. Returns the change R − R_new."""
+
+    name: str = "seed"
+
+    def delta(self, R, z, centred):
+        eps = DTYPE(1e-8)
+        gain = np.mean(np.linalg.norm(centred, axis=1) / (np.linalg.norm(z, axis=1) + eps))
+        grad = local_outer(z, z @ R)  # C R
+        # R_new = g R − η C (g R) = g (R − η C R)
+        return R - DTYPE(gain) * (R - DTYPE(self.lr) * grad)
+
+
+@dataclass(frozen=True)
+class CPI(_LocalRule):
+    """Decorrelation only (Ahmad, Schrader & van Gerven 2023): offdiag(C) R."""
+
+    name: str = "cpi"
+
+    def delta(self, R, z, centred):
+        var = np.mean(z * z, axis=0)
+        grad = local_outer(z, z @ R) - var[:, None] * R
+        return DTYPE(self.lr) * grad
+
+
+@dataclass(frozen=True)
+class Whiten(_LocalRule):
+    """Decorrelation + variance (Dalm et al. 2024): (1−κ)·offdiag(C) R + κ·diag(E[z²] − 1) R."""
+
+    name: str = "whiten"
+
+    def delta(self, R, z, centred):
+        var = np.mean(z * z, axis=0)
+        k = DTYPE(self.kappa)
+        grad = (1 - k) * (local_outer(z, z @ R) - var[:, None] * R) + k * (var - 1)[:, None] * R
+        return DTYPE(self.lr) * grad
+
+
+@dataclass(frozen=True)
+class ZCA:
+    """Batch ZCA whitening (a reference, not a local rule): R = (Σ + εI)^(−1/2), recomputed every
+    `every` steps from a running covariance Σ of the centred input (momentum 0.05); ε is 1e-3
+    of Σ's mean eigenvalue. R stays I until the first recomputation."""
+
+    lr: float = 0.0
+    sample_fraction: float = 1.0
+    kappa: float = 0.0
+    every: int = 50
+    momentum: float = 0.05
+    name: str = "zca"
+
+    def init_state(self, net):
+        state = {"step": np.zeros((), dtype=np.int64)}
+        for i, layer in enumerate(net.layers):
+            if layer.R is not None:
+                state[f"cov{i}"] = np.zeros_like(layer.R, dtype=np.float64)
+        return state
+
+    def update(self, net, traces, state, write):
+        state["step"] += 1
+        step = int(state["step"])
+        for i, (layer, trace) in enumerate(zip(net.layers, traces)):
+            if layer.R is None:
+                continue
+            c = trace.centred.astype(np.float64)
+            cov = state[f"cov{i}"]
+            cov *= 1 - self.momentum
+            cov += self.momentum * (c.T @ c) / len(c)
+            if step % self.every == 0:
+                evals, evecs = np.linalg.eigh(cov)
+                eps = 1e-3 * max(evals.mean(), 1e-12)
+                target = (evecs / np.sqrt(np.maximum(evals, 0) + eps)) @ evecs.T
+                write(layer.R, layer.R - target.astype(DTYPE))
+
+
+DECOR_RULES = {
+    "seed": Seed,
+    "cpi": CPI,
+    "whiten": Whiten,
+    "zca": ZCA,
+}
+DECOR_NAMES = sorted(DECOR_RULES) + ["none"]
