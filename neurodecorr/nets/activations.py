@@ -1,6 +1,7 @@
-"""Element-wise nonlinearities `f` and their derivatives `f'`, by name.
+"""Element-wise nonlinearities `f` and the multiplication by their derivative `f'`, by name.
 
-Shapes: any; the output has the input's shape and dtype (float32).
+`function(h)` returns f(h); `times_derivative(h, signal)` returns signal ⊙ f'(h), written into
+`signal` (the backward passes own that array). Shapes: any; float32 in, float32 out.
 """
 
 from __future__ import annotations
@@ -11,41 +12,41 @@ from typing import Callable
 import numpy as np
 
 LEAKY_SLOPE = 0.01  # torch.nn.LeakyReLU's default, as in the paper's reference code
+_SLOPE = np.float32(LEAKY_SLOPE)
 
 
 @dataclass(frozen=True)
 class Activation:
-    """`f(h)` and `f'(h)` of one nonlinearity; `derivative` takes the pre-activation `h`."""
+    """f(h), and signal ⊙ f'(h) computed in place in `signal`."""
 
     name: str
     function: Callable[[np.ndarray], np.ndarray]
-    derivative: Callable[[np.ndarray], np.ndarray]
+    times_derivative: Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def _leaky_relu(h):
-    return np.where(h > 0, h, h * np.float32(LEAKY_SLOPE))
+    return np.maximum(h, h * _SLOPE)  # f(h) = max(h, 0.01 h) since the slope is below 1
 
 
-def _leaky_relu_grad(h):
-    return np.where(h > 0, np.float32(1.0), np.float32(LEAKY_SLOPE))
+def _leaky_relu_back(h, signal):
+    signal *= np.maximum(np.sign(h), _SLOPE)  # f'(h) = 1 for h > 0, else the slope
+    return signal
 
 
-def _relu(h):
-    return np.maximum(h, np.float32(0.0))
+def _relu_back(h, signal):
+    signal[h <= 0] = 0
+    return signal
 
 
-def _relu_grad(h):
-    return (h > 0).astype(h.dtype)
-
-
-def _tanh_grad(h):
+def _tanh_back(h, signal):
     t = np.tanh(h)
-    return np.float32(1.0) - t * t
+    signal *= 1 - t * t
+    return signal
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "leaky_relu": Activation("leaky_relu", _leaky_relu, _leaky_relu_grad),
-    "relu": Activation("relu", _relu, _relu_grad),
-    "tanh": Activation("tanh", np.tanh, _tanh_grad),
-    "identity": Activation("identity", lambda h: h, lambda h: np.ones_like(h)),
+    "leaky_relu": Activation("leaky_relu", _leaky_relu, _leaky_relu_back),
+    "relu": Activation("relu", lambda h: np.maximum(h, np.float32(0)), _relu_back),
+    "tanh": Activation("tanh", np.tanh, _tanh_back),
+    "identity": Activation("identity", lambda h: h, lambda h, signal: signal),
 }

@@ -34,8 +34,10 @@ def _feedback_init(shape, fan_in, rng):
     return rng.uniform(-bound, bound, shape).astype(DTYPE)
 
 
-def _fprime(net: Network, traces: list[LayerTrace], layer: int) -> np.ndarray:
-    return ACTIVATIONS[net.layers[layer].shape.activation].derivative(traces[layer].h)
+def _times_fprime(net: Network, traces: list[LayerTrace], layer: int, signal: np.ndarray):
+    """signal ⊙ f'(h_layer), in place."""
+    act = ACTIVATIONS[net.layers[layer].shape.activation]
+    return act.times_derivative(traces[layer].h, signal)
 
 
 def propagate_back(net: Network, traces: list[LayerTrace], e_out: np.ndarray,
@@ -48,8 +50,7 @@ def propagate_back(net: Network, traces: list[LayerTrace], e_out: np.ndarray,
         R = net.layers[l + 1].R
         if R is not None:
             signal = signal @ R
-        signal *= _fprime(net, traces, l)
-        mods[l] = signal
+        mods[l] = _times_fprime(net, traces, l, signal)
     return mods
 
 
@@ -98,7 +99,7 @@ class DFA:
 
     def modulators(self, net, traces, labels, state, rng):
         e_out = net.loss.grad(traces[-1].h, labels)
-        mods = [(e_out @ state[f"D{l}"].T) * _fprime(net, traces, l)
+        mods = [_times_fprime(net, traces, l, e_out @ state[f"D{l}"].T)
                 for l in range(len(net.layers) - 1)]
         return mods + [e_out]
 

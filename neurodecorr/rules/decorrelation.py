@@ -104,7 +104,7 @@ class Whiten(_LocalRule):
 @dataclass(frozen=True)
 class ZCA:
     """Batch ZCA whitening (a reference, not a local rule): R = (Σ + εI)^(−1/2), recomputed every
-    `every` steps from a running covariance Σ of the centred input (momentum 0.05); ε is 1e-3
+    `every` steps from a running covariance Σ of the centred input (momentum 0.05); ε is 1e-5
     of Σ's mean eigenvalue. R stays I until the first recomputation."""
 
     lr: float = 0.0
@@ -133,7 +133,7 @@ class ZCA:
             cov += self.momentum * (c.T @ c) / len(c)
             if step % self.every == 0:
                 evals, evecs = np.linalg.eigh(cov)
-                eps = 1e-3 * max(evals.mean(), 1e-12)
+                eps = 1e-5 * max(evals.mean(), 1e-12)
                 target = (evecs / np.sqrt(np.maximum(evals, 0) + eps)) @ evecs.T
                 write(layer.R, layer.R - target.astype(DTYPE))
 
