@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FASHION := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
-LAVA := lava-nc==0.10.0
+LAVA := lava-nc==0.10.0 psutil
 
 .PHONY: setup data demo test bench clean
 
@@ -16,7 +16,8 @@ setup: $(STAMP) data
 
 # The virtual environment: the package, its test tools, and Lava. lava-nc 0.10.0 declares
 # Requires-Python <3.11, so it is installed with --ignore-requires-python; its one 3.11
-# incompatibility is patched at import time by neurodecorr (see DESIGN.md), not in site-packages.
+# incompatibility is patched at import time by neurodecorr.backends.lava_compat, not in
+# site-packages. psutil is a Lava runtime dependency it does not declare.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

@@ -1,0 +1,109 @@
+"""Training throughput of the rate engine on the paper's dense net, against this machine's GEMM.
+
+For bp, fa and np, each with --decor none and --decor seed, it times training steps on
+Fashion-MNIST batches of 256 (after warm-up), counts the floating-point operations each step
+performs, and reports samples per second and the fraction of the float32 GEMM rate measured in
+the same run. Run: `make bench` or `.venv/bin/python benchmarks/train_throughput.py [--steps N]`.
+
+FLOPs counted per sample, for a dense layer with n_in inputs and n_out outputs (2 per multiply-add):
+forward W x̃: 2·n_in·n_out; backward to the layer below (bp/fa, not layer 0): 2·n_in·n_out;
+weight update e x̃ᵀ: 2·n_in·n_out; decorrelated layers add R(a − μ): 2·n_in², the backward read
+through R (not layer 0): 2·n_in², and the rule's Zᵀ(Z R) on the sub-sample: 4·n·n_in² per batch.
+np: two forward passes, no backward pass. Element-wise work (activations, Adam) is not counted:
+it is what keeps the fraction below 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from neurodecorr.data import batches, load_dataset
+from neurodecorr.engine.config import TrainConfig
+from neurodecorr.engine.state import make_learner
+from neurodecorr.engine.step import train_step
+from neurodecorr.engine.trainer import _blas
+from neurodecorr.nets.spec import load_spec
+from neurodecorr.rules.decorrelation import subsample_size
+
+
+def gemm_rate(n: int = 1000, batch: int = 256, repeats: int = 60) -> float:
+    """float32 GFLOP/s of the engine's typical product, (batch × n) @ (n × n)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((batch, n)).astype(np.float32)
+    b = rng.standard_normal((n, n)).astype(np.float32)
+    for _ in range(5):
+        a @ b
+    best = 0.0
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = max(best, 2 * batch * n * n * repeats / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def flops_per_batch(layers, rule: str, decor: bool, batch: int) -> float:
+    total = 0.0
+    n_sub = subsample_size(batch, 0.1)
+    for i, s in enumerate(layers):
+        w = 2 * s.n_in * s.n_out
+        r = 2 * s.n_in * s.n_in if decor and s.decorrelated else 0
+        passes = 2 if rule == "np" else 1
+        total += batch * passes * (w + r)  # forward (twice for np)
+        total += batch * w  # weight update
+        if rule != "np" and i > 0:
+            total += batch * (w + r)  # backward to the layer below, through W (or B) and R
+        if r:
+            total += 2 * n_sub * r  # Zᵀ(Z R)
+    return total
+
+
+def time_config(data, rule: str, decor: str, steps: int, batch: int) -> tuple[float, float]:
+    cfg = TrainConfig(dataset="fashion-mnist", model="paper-mlp", rule=rule, decor=decor,
+                      batch_size=batch)
+    spec = load_spec("paper-mlp")
+    learner = make_learner(cfg, spec, data.n_features, data.n_classes)
+    rng = np.random.default_rng(0)
+    idx = list(batches(len(data.y_train), batch, rng))
+    buffers: dict = {}
+    for i in range(5):  # warm-up
+        train_step(learner, data.x_train[idx[i]], data.y_train[idx[i]], rng, buffers)
+    t = time.perf_counter()
+    for i in range(5, 5 + steps):
+        train_step(learner, data.x_train[idx[i]], data.y_train[idx[i]], rng, buffers)
+    seconds = (time.perf_counter() - t) / steps
+    flops = flops_per_batch(spec.layers(data.n_features, data.n_classes), rule, decor != "none", batch)
+    return batch / seconds, flops / seconds / 1e9
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=40, help="timed steps per configuration")
+    p.add_argument("--batch-size", type=int, default=256)
+    args = p.parse_args(argv)
+    data = load_dataset("fashion-mnist")
+    print(f"BLAS: {_blas()}")
+    gemm_before = gemm_rate()
+    rows = []
+    for rule in ("bp", "fa", "np"):
+        for decor in ("none", "seed"):
+            sps, gflops = time_config(data, rule, decor, args.steps, args.batch_size)
+            rows.append((rule, decor, sps, gflops))
+            print(f"  {rule:3s} {decor:5s} {sps:8.0f} samples/s", file=sys.stderr)
+    gemm = max(gemm_before, gemm_rate())
+    print(f"float32 GEMM (256×1000 @ 1000×1000), best of the runs before and after: {gemm:.0f} GFLOP/s\n")
+    print("| rule | decor | samples/s | GFLOP/s | fraction of GEMM | time vs no decor |")
+    print("|---|---|---|---|---|---|")
+    plain = {r: s for r, d, s, _ in rows if d == "none"}
+    for rule, decor, sps, gflops in rows:
+        print(f"| {rule} | {decor} | {sps:.0f} | {gflops:.0f} | {100 * gflops / gemm:.0f} % | "
+              f"{plain[rule] / sps:.2f}× |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Backends that run trained networks elsewhere (Lava, Brian2). Only the rate engine trains."""
