@@ -25,7 +25,7 @@ from neurodecorr.data import batches, load_dataset
 from neurodecorr.engine.config import TrainConfig
 from neurodecorr.engine.state import make_learner
 from neurodecorr.engine.step import train_step
-from neurodecorr.engine.trainer import _blas
+from neurodecorr.engine.trainer import blas_info
 from neurodecorr.nets.spec import load_spec
 from neurodecorr.rules.decorrelation import subsample_size
 
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=256)
     args = p.parse_args(argv)
     data = load_dataset("fashion-mnist")
-    print(f"BLAS: {_blas()}")
+    print(f"BLAS: {blas_info()}")
     gemm_before = gemm_rate()
     rows = []
     for rule in ("bp", "fa", "np"):

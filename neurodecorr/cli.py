@@ -22,23 +22,24 @@ def _train_parser(sub) -> None:
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a network and write a run directory",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--dataset", default=d.dataset, help="fashion-mnist, digits, mnist or cifar10")
+                       description="Train a network with a local learning rule; write a run "
+                                   "directory. Defaults are shown in brackets.")
+    p.add_argument("--dataset", default=d.dataset, help="fashion-mnist, digits, mnist or cifar10 [%(default)s]")
     p.add_argument("--data-dir", default=None, help="directory holding the dataset's files")
-    p.add_argument("--model", default=d.model, help="a shipped model name or a spec .yaml file")
-    p.add_argument("--rule", default=d.rule, help="credit assignment: bp, fa, dfa or np")
-    p.add_argument("--decor", default=d.decor, help="decorrelation: seed, cpi, whiten, zca or none")
-    p.add_argument("--optimizer", default=d.optimizer, help="adam or sgd")
-    p.add_argument("--lr", type=float, default=d.lr, help="forward-weight learning rate")
-    p.add_argument("--momentum", type=float, default=d.momentum, help="sgd momentum")
-    p.add_argument("--decor-lr", type=float, default=d.decor_lr, help="decorrelation learning rate η_R")
+    p.add_argument("--model", default=d.model, help="a shipped model name or a spec .yaml file [%(default)s]")
+    p.add_argument("--rule", default=d.rule, help="credit assignment: bp, fa, dfa or np [%(default)s]")
+    p.add_argument("--decor", default=d.decor, help="decorrelation: seed, cpi, whiten, zca or none [%(default)s]")
+    p.add_argument("--optimizer", default=d.optimizer, help="adam or sgd [%(default)s]")
+    p.add_argument("--lr", type=float, default=d.lr, help="forward-weight learning rate [%(default)s]")
+    p.add_argument("--momentum", type=float, default=d.momentum, help="sgd momentum [%(default)s]")
+    p.add_argument("--decor-lr", type=float, default=d.decor_lr, help="decorrelation learning rate η_R [%(default)s]")
     p.add_argument("--decor-fraction", type=float, default=d.decor_fraction,
-                   help="fraction of each batch the decorrelation rule learns from")
-    p.add_argument("--decor-kappa", type=float, default=d.decor_kappa, help="κ of the whiten rule")
-    p.add_argument("--np-sigma", type=float, default=d.np_sigma, help="node perturbation's noise σ")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--seed", type=int, default=d.seed)
+                   help="fraction of each batch the decorrelation rule learns from [%(default)s]")
+    p.add_argument("--decor-kappa", type=float, default=d.decor_kappa, help="κ of the whiten rule [%(default)s]")
+    p.add_argument("--np-sigma", type=float, default=d.np_sigma, help="node perturbation's noise σ [%(default)s]")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="[%(default)s]")
+    p.add_argument("--epochs", type=int, default=None, help=f"epochs to train [{d.epochs}; a resumed run keeps its own]")
+    p.add_argument("--seed", type=int, default=d.seed, help="[%(default)s]")
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last completed epoch (its own "
@@ -55,13 +56,16 @@ def _cmd_train(args) -> int:
 
     if args.resume:
         stored = rundir.read_json(Path(args.out) / "config.json")["train"]
-        epochs = args.epochs if "--epochs" in sys.argv else stored["epochs"]
+        epochs = args.epochs if args.epochs is not None else stored["epochs"]
         config = TrainConfig.from_dict({**stored, "epochs": epochs})
     else:
         keys = ("dataset", "data_dir", "model", "rule", "decor", "optimizer", "lr", "momentum",
                 "decor_lr", "decor_fraction", "decor_kappa", "np_sigma", "batch_size", "epochs",
                 "seed")
-        config = TrainConfig(**{k: getattr(args, k) for k in keys})
+        settings = {k: getattr(args, k) for k in keys}
+        if settings["epochs"] is None:
+            settings["epochs"] = TrainConfig.epochs
+        config = TrainConfig(**settings)
     result = train(config, args.out, resume=args.resume, progress=not args.quiet)
     last = result.epochs[-1]
     print(f"done: test accuracy {100 * last['test_accuracy']:.2f}% after {last['epoch']} epochs, "

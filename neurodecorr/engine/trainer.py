@@ -40,7 +40,7 @@ def accuracy(learner: Learner, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(predict(learner.net, x), axis=1) == y))
 
 
-def _blas() -> str:
+def blas_info() -> str:
     try:
         from threadpoolctl import threadpool_info
 
@@ -60,7 +60,7 @@ def resolved_config(config: TrainConfig, data: Dataset, spec) -> dict:
                  "n_test": len(data.y_test), "n_features": data.n_features,
                  "n_classes": data.n_classes},
         "environment": {"neurodecorr": __version__, "numpy": np.__version__,
-                        "python": platform.python_version(), "blas": _blas()},
+                        "python": platform.python_version(), "blas": blas_info()},
     }
 
 
