@@ -44,8 +44,9 @@ def _diagnose(learner: Learner, traces, where: str) -> str:
         for label, arr in (("weights W", layer.W), ("decorrelation matrix R", layer.R),
                            ("decorrelated input", trace.x), ("pre-activation h", trace.h)):
             if arr is not None and not np.all(np.isfinite(arr)):
-                hint = (f"lower --decor-lr (now {cfg.decor_lr:g})" if "decorrelat" in label
-                        else f"lower --lr (now {cfg.lr:g})")
+                lr, decor_lr = f"--lr (now {cfg.lr:g})", f"--decor-lr (now {cfg.decor_lr:g})"
+                hint = (f"lower {decor_lr}, or {lr}" if "decorrelat" in label and cfg.decor != "none"
+                        else f"lower {lr}" + (f", or {decor_lr}" if cfg.decor != "none" else ""))
                 return (f"training diverged {where}: layer {i} {label} became non-finite. "
                         f"Likely fix: {hint}. The last good checkpoint is kept.")
     return (f"training diverged {where}: the loss became non-finite. Likely fix: lower --lr "
