@@ -3,6 +3,7 @@
     neurodecorr train --dataset fashion-mnist --model paper-mlp --rule fa --decor seed --epochs 5 --out runs/fa-decor
     neurodecorr models        # the shipped network specs
     neurodecorr datasets      # the known datasets
+    neurodecorr profiles [NAME]   # the shipped device profiles, or one of them resolved
 
 Errors that neurodecorr raises on purpose print as one line (exit status 2); a diverging run
 exits with status 3 and keeps its last good checkpoint.
@@ -27,6 +28,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--dataset", default=d.dataset, help="fashion-mnist, digits, mnist or cifar10 [%(default)s]")
     p.add_argument("--data-dir", default=None, help="directory holding the dataset's files")
     p.add_argument("--model", default=d.model, help="a shipped model name or a spec .yaml file [%(default)s]")
+    p.add_argument("--profile", default=d.profile,
+                   help="device profile: a shipped name (`neurodecorr profiles`) or a .toml file [%(default)s]")
     p.add_argument("--rule", default=d.rule, help="credit assignment: bp, fa, dfa or np [%(default)s]")
     p.add_argument("--decor", default=d.decor, help="decorrelation: seed, cpi, whiten, zca or none [%(default)s]")
     p.add_argument("--optimizer", default=d.optimizer, help="adam or sgd [%(default)s]")
@@ -59,7 +62,7 @@ def _cmd_train(args) -> int:
         epochs = args.epochs if args.epochs is not None else stored["epochs"]
         config = TrainConfig.from_dict({**stored, "epochs": epochs})
     else:
-        keys = ("dataset", "data_dir", "model", "rule", "decor", "optimizer", "lr", "momentum",
+        keys = ("dataset", "data_dir", "model", "profile", "rule", "decor", "optimizer", "lr", "momentum",
                 "decor_lr", "decor_fraction", "decor_kappa", "np_sigma", "batch_size", "epochs",
                 "seed")
         settings = {k: getattr(args, k) for k in keys}
@@ -81,6 +84,17 @@ def _cmd_models(args) -> int:
     return 0
 
 
+def _cmd_profiles(args) -> int:
+    from .devices.loader import describe, load_profile, profile_names
+
+    if args.name:
+        print(describe(load_profile(args.name)))
+        return 0
+    for name in profile_names():
+        print(f"{name:14s} {load_profile(name).description}")
+    return 0
+
+
 def _cmd_datasets(args) -> int:
     from .data import DATASETS
 
@@ -96,12 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     sub.add_parser("models", help="list the shipped network specs")
     sub.add_parser("datasets", help="list the known datasets")
+    prof = sub.add_parser("profiles", help="list the shipped device profiles, or print one resolved")
+    prof.add_argument("name", nargs="?", help="a profile name or .toml file to print in full")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"train": _cmd_train, "models": _cmd_models, "datasets": _cmd_datasets}
+    handlers = {"train": _cmd_train, "models": _cmd_models, "datasets": _cmd_datasets,
+                "profiles": _cmd_profiles}
     try:
         return handlers[args.command](args)
     except DivergenceError as exc:

@@ -22,3 +22,7 @@ class RunError(NeurodecorrError):
 
 class DivergenceError(NeurodecorrError):
     """Training produced a non-finite value; the last good checkpoint is kept."""
+
+
+class ProfileError(NeurodecorrError):
+    """A device profile (hw_profiles/*.toml) is missing, unreadable or invalid."""

@@ -7,7 +7,7 @@ import pytest
 from neurodecorr.nets.network import build_network, forward
 from neurodecorr.nets.spec import NetSpec
 from neurodecorr.numerics import DTYPE
-from neurodecorr.rules import DECOR_RULES, write
+from neurodecorr.rules import DECOR_RULES
 from neurodecorr.rules.decorrelation import subsample_size
 
 D = 16
@@ -39,7 +39,7 @@ def run_rule(rule, steps=3000):
     net = build_network(NetSpec("one", (), "mse", "all"), D, 2, True, np.random.default_rng(1))
     state = rule.init_state(net)
     for _ in range(steps):
-        rule.update(net, forward(net, source(256), track_mean=True), state, write)
+        rule.update(net, forward(net, source(256), track_mean=True), state)
     test = source(N_EVAL)
     return test, forward(net, test)[0].x
 
@@ -102,5 +102,5 @@ def test_seed_update_costs_two_thin_products_not_a_cubic_one(monkeypatch):
     monkeypatch.setattr(decorrelation, "local_outer", spy)
     net = build_network(NetSpec("one", (), "mse", "all"), D, 2, True, np.random.default_rng(1))
     rule = DECOR_RULES["seed"](lr=1e-3)
-    rule.update(net, forward(net, Source()(256), track_mean=True), {}, write)
+    rule.update(net, forward(net, Source()(256), track_mean=True), {})
     assert shapes == [((26, D), (26, D))]

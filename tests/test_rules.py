@@ -114,18 +114,18 @@ def test_np_modulators_estimate_the_gradient(rng):
         assert cos > 0.9
 
 
-def test_every_synapse_changes_only_through_write(monkeypatch, digits):
-    """Locality by construction: the shared write is the only code that changes W, b or R."""
+def test_every_synapse_changes_only_through_the_device_write(monkeypatch, digits):
+    """Locality by construction: the device's write is the only code that changes W, b or R."""
     for rule in sorted(CREDIT_RULES):
         learner = make_learner(TrainConfig(rule=rule, decor="seed", lr=1e-3), _small_spec(), 64, 10)
         written = set()
-        real = plasticity.write
+        real = learner.net.device.write
 
-        def spy(synapses, delta):
+        def spy(synapses, delta, key):
             written.add(id(synapses))
-            real(synapses, delta)
+            real(synapses, delta, key)
 
-        monkeypatch.setattr("neurodecorr.engine.step.write", spy)
+        monkeypatch.setattr(learner.net.device, "write", spy)
         before = {k: v.copy() for k, v in learner.net.arrays().items()}
         idx = np.arange(64)
         train_step(learner, digits.x_train[idx], digits.y_train[idx], np.random.default_rng(0), {})

@@ -6,6 +6,11 @@ dataclasses give fields a mutable default instance (`x: ByteEncoder = ByteEncode
 Python 3.11's dataclasses reject at import time. `install()` adds an import hook that rewrites
 exactly those defaults to `dataclasses.field(default_factory=ByteEncoder)` while the module is
 loaded; the file on disk is untouched, and an already-fixed Lava is left alone.
+
+Lava's runtime also calls `multiprocessing.set_start_method('fork')` when it is imported, which
+fails if anything in the process (tqdm's locks, for one) has already fixed the start method.
+`import_lava()` imports that module with the call made forcing, so the order of imports does
+not matter ('fork' is Linux's default start method in Python 3.11 anyway).
 """
 
 from __future__ import annotations
@@ -62,7 +67,16 @@ def import_lava():
             "lava-nc is not installed; install it with "
             "`pip install --ignore-requires-python lava-nc==0.10.0` (`make setup` does this)")
     install()
+    import multiprocessing
+
     import lava.magma.compiler.var_model  # noqa: F401  (the patched module)
-    import lava.magma.core.run_configs
+
+    original = multiprocessing.set_start_method
+    multiprocessing.set_start_method = lambda method, force=False: original(method, force=True)
+    try:
+        import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
+    finally:
+        multiprocessing.set_start_method = original
+    import lava.magma.core.run_configs  # noqa: F401
 
     return lava

@@ -18,6 +18,7 @@ class TrainConfig:
     dataset: str = "digits"
     data_dir: str | None = None
     model: str = "small-mlp"
+    profile: str = "ideal"         # a shipped device profile's name, or a .toml path
     rule: str = "bp"
     decor: str = "seed"
     optimizer: str = "adam"

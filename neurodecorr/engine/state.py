@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..devices import make_device
+from ..devices.loader import load_profile
 from ..nets.network import Network, build_network
 from ..nets.spec import NetSpec
 from ..rules import CREDIT_RULES, DECOR_RULES
@@ -33,6 +35,7 @@ class Learner:
         out.update({f"credit/{k}": v for k, v in self.credit_state.items()})
         out.update({f"decor/{k}": v for k, v in self.decor_state.items()})
         out.update({f"optim/{k}": v for k, v in self.optimizer.state.items()})
+        out.update({f"device/{k}": v for k, v in self.net.device.state_arrays().items()})
         return out
 
     def load_arrays(self, arrays) -> None:
@@ -42,6 +45,8 @@ class Learner:
             for k in arrays.files:
                 if k.startswith(prefix):
                     target[k[len(prefix):]] = np.array(arrays[k])
+        self.net.device.load_state_arrays(
+            {k[7:]: arrays[k] for k in arrays.files if k.startswith("device/")})
 
 
 def make_learner(config: TrainConfig, spec: NetSpec, n_in: int, n_classes: int) -> Learner:
@@ -51,6 +56,11 @@ def make_learner(config: TrainConfig, spec: NetSpec, n_in: int, n_classes: int) 
     credit_cls = CREDIT_RULES[config.rule]
     credit = credit_cls(sigma=config.np_sigma) if config.rule == "np" else credit_cls()
     credit_state = credit.init_state(net, init_rng)
+    profile = load_profile(config.profile)
+    device_rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(2,)))
+    net.install(make_device(profile, device_rng))
+    for key, array in credit_state.items():
+        net.device.install(f"credit.{key}", array)
     decor = None
     if config.decor != "none":
         decor = DECOR_RULES[config.decor](lr=config.decor_lr, sample_fraction=config.decor_fraction,
@@ -67,3 +77,8 @@ def epoch_rng(config: TrainConfig, epoch: int) -> np.random.Generator:
     """The generator of one epoch (shuffling, NP noise): derived, not carried, so that a resumed
     run draws exactly what an uninterrupted one would."""
     return np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(1, epoch)))
+
+
+def device_rng(config: TrainConfig, epoch: int) -> np.random.Generator:
+    """The generator of the device's noise and stochastic rounding in one epoch (derived, as above)."""
+    return np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(3, epoch)))

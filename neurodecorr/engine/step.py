@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import DivergenceError
 from ..nets.network import forward
-from ..rules import local_outer, write
+from ..rules import local_outer
 from .state import Learner
 
 
@@ -25,16 +25,17 @@ def train_step(learner: Learner, x: np.ndarray, labels: np.ndarray, rng: np.rand
         raise DivergenceError(_diagnose(learner, traces, where))
     mods = learner.credit.modulators(net, traces, labels, learner.credit_state, rng)
     learner.optimizer.next_step()
+    device = net.device
     for i, (layer, trace, e) in enumerate(zip(net.layers, traces, mods)):
         name = f"layer{i}.W"
         grad = buffers.get(name)
         if grad is None:
             grad = buffers[name] = np.empty_like(layer.W)
         local_outer(e, trace.x, out=grad)
-        write(layer.W, learner.optimizer.step(name, grad))
-        write(layer.b, learner.optimizer.step(f"layer{i}.b", e.mean(axis=0)))
+        device.write(layer.W, learner.optimizer.step(name, grad), name)
+        device.write(layer.b, learner.optimizer.step(f"layer{i}.b", e.mean(axis=0)), f"layer{i}.b")
     if learner.decor is not None:
-        learner.decor.update(net, traces, learner.decor_state, write)
+        learner.decor.update(net, traces, learner.decor_state)
     return loss
 
 

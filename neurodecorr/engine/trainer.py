@@ -19,12 +19,13 @@ import numpy as np
 
 from .. import __version__
 from ..data import Dataset, batches, load_dataset
+from ..devices.loader import load_profile
 from ..errors import RunError
 from ..nets.network import predict
 from ..nets.spec import load_spec
 from . import rundir
 from .config import TrainConfig
-from .state import Learner, epoch_rng, make_learner
+from .state import Learner, device_rng, epoch_rng, make_learner
 from .step import train_step
 
 
@@ -54,6 +55,7 @@ def blas_info() -> str:
 def resolved_config(config: TrainConfig, data: Dataset, spec) -> dict:
     return {
         "train": config.to_dict(),
+        "profile": load_profile(config.profile).to_dict(),
         "model_spec": spec.to_dict(),
         "layers": [vars(s) for s in spec.layers(data.n_features, data.n_classes)],
         "data": {"name": data.name, "source": data.source, "n_train": len(data.y_train),
@@ -107,6 +109,7 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
     for epoch in range(len(history) + 1, config.epochs + 1):
         start = time.perf_counter()
         rng = epoch_rng(config, epoch)
+        learner.net.device.reseed(device_rng(config, epoch))
         loss_sum, step_seconds = 0.0, 0.0
         bar = _progress(steps_per_epoch, f"epoch {epoch}/{config.epochs}", progress)
         for step, idx in enumerate(batches(n_train, config.batch_size, rng), start=1):

@@ -11,6 +11,9 @@ Per dense layer l (column convention; the code works on row-major batches, one s
 
 Weights are initialised as torch.nn.Linear does (U(−1/√n_in, 1/√n_in) for W and b), as in the
 paper's reference code.
+
+Every synaptic product, activation and neuron state goes through the network's device
+(`neurodecorr.devices`): the ideal device makes each of them the plain float32 operation.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..devices.ideal import IdealDevice
 
 from ..numerics import DTYPE
 from .activations import ACTIVATIONS
@@ -43,6 +48,7 @@ class Layer:
 class Network:
     spec: NetSpec
     layers: list[Layer]
+    device: object = field(default_factory=IdealDevice)
     n_classes: int = field(init=False)
 
     def __post_init__(self):
@@ -62,6 +68,13 @@ class Network:
                 out[f"layer{i}.R"] = layer.R
                 out[f"layer{i}.mu"] = layer.mu
         return out
+
+    def install(self, device) -> None:
+        """Put every synapse array on `device` (quantised or programmed in place)."""
+        self.device = device
+        for name, array in self.arrays().items():
+            if not name.endswith(".mu"):
+                device.install(name, array)
 
     def load_arrays(self, arrays) -> None:
         """Copy arrays saved by `arrays()` back into this network (shapes must match)."""
@@ -100,35 +113,40 @@ class LayerTrace:
 
 
 def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
-            noise: list[np.ndarray] | None = None) -> list[LayerTrace]:
+            noise: list[np.ndarray] | None = None, device=None) -> list[LayerTrace]:
     """Run a batch x (B, n_in) through the network; returns one trace per layer.
 
     track_mean: update each running mean μ ← (1 − 0.1) μ + 0.1 · mean(a) from this batch before
     using it (training). Writes μ in place.
     noise: per layer, an array (B, n_out) added to h (node perturbation's noisy pass).
+    device: the device to compute on (default: the network's own).
     """
+    dev = net.device if device is None else device
     traces = []
-    a = x
+    a = dev.activation(x)
     for i, layer in enumerate(net.layers):
         if layer.R is not None:
             if track_mean:
                 layer.mu *= DTYPE(1 - MEAN_MOMENTUM)
                 layer.mu += DTYPE(MEAN_MOMENTUM) * a.mean(axis=0, dtype=DTYPE)
-            centred = a - layer.mu
-            xt = centred @ layer.R.T
+            centred = dev.activation(a - layer.mu)
+            xt = dev.activation(dev.mvm(centred, layer.R, f"layer{i}.R"))
         else:
             centred, xt = None, a
-        h = xt @ layer.W.T
+        h = dev.mvm(xt, layer.W, f"layer{i}.W")
         h += layer.b
         if noise is not None:
             h += noise[i]
-        out = ACTIVATIONS[layer.shape.activation].function(h)
+        h = dev.state(h)
+        out = dev.activation(ACTIVATIONS[layer.shape.activation].function(h))
         traces.append(LayerTrace(a, centred, xt, h, out))
         a = out
     return traces
 
 
 def predict(net: Network, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Output pre-activations h_L (N, n_classes) in evaluation mode (μ frozen), in batches."""
-    return np.concatenate([forward(net, x[i:i + batch_size])[-1].h
+    """Output pre-activations h_L (N, n_classes) in evaluation mode (μ frozen), in batches, on
+    the device as it is used after training (`device.inference()`: e.g. PCM after drift)."""
+    device = net.device.inference()
+    return np.concatenate([forward(net, x[i:i + batch_size], device=device)[-1].h
                            for i in range(0, len(x), batch_size)])

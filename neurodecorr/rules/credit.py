@@ -15,6 +15,9 @@ is as large as the perturbation itself. We use σ = 1e-3 and compute the losses 
 logits in float64; `benchmarks/np_precision.py` measures the error of δL against its
 first-order value for several σ.
 
+Every read of a synapse array (W, R, B, D) goes through the network's device (`mvm`, `mvm_t`),
+and every error signal and NP noise through its signal precision (`device.signal`).
+
 Shapes: every modulator is (B, n_out_l) float32.
 """
 
@@ -41,16 +44,19 @@ def _times_fprime(net: Network, traces: list[LayerTrace], layer: int, signal: np
 
 
 def propagate_back(net: Network, traces: list[LayerTrace], e_out: np.ndarray,
-                   matrices: list[np.ndarray]) -> list[np.ndarray]:
-    """e_l = f'(h_l) ⊙ (R_{l+1}ᵀ M_{l+1}ᵀ e_{l+1}) from the top down; M = W (bp) or B (fa)."""
+                   matrices: list[tuple[np.ndarray, str]]) -> list[np.ndarray]:
+    """e_l = f'(h_l) ⊙ (R_{l+1}ᵀ M_{l+1}ᵀ e_{l+1}) from the top down; M = W (bp) or B (fa),
+    given as (array, device key) per layer."""
+    dev = net.device
     mods = [None] * len(net.layers)
-    mods[-1] = e_out
+    mods[-1] = dev.signal(e_out)
     for l in range(len(net.layers) - 2, -1, -1):
-        signal = mods[l + 1] @ matrices[l + 1]
+        M, key = matrices[l + 1]
+        signal = dev.mvm_t(mods[l + 1], M, key)
         R = net.layers[l + 1].R
         if R is not None:
-            signal = signal @ R
-        mods[l] = _times_fprime(net, traces, l, signal)
+            signal = dev.mvm_t(signal, R, f"layer{l + 1}.R")
+        mods[l] = dev.signal(_times_fprime(net, traces, l, signal))
     return mods
 
 
@@ -66,7 +72,8 @@ class BP:
 
     def modulators(self, net, traces, labels, state, rng):
         e_out = net.loss.grad(traces[-1].h, labels)
-        return propagate_back(net, traces, e_out, [layer.W for layer in net.layers])
+        return propagate_back(net, traces, e_out,
+                              [(layer.W, f"layer{l}.W") for l, layer in enumerate(net.layers)])
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,7 @@ class FA:
 
     def modulators(self, net, traces, labels, state, rng):
         e_out = net.loss.grad(traces[-1].h, labels)
-        matrices = [None] + [state[f"B{l}"] for l in range(1, len(net.layers))]
+        matrices = [None] + [(state[f"B{l}"], f"credit.B{l}") for l in range(1, len(net.layers))]
         return propagate_back(net, traces, e_out, matrices)
 
 
@@ -98,8 +105,9 @@ class DFA:
                 for l, layer in enumerate(net.layers[:-1])}
 
     def modulators(self, net, traces, labels, state, rng):
-        e_out = net.loss.grad(traces[-1].h, labels)
-        mods = [_times_fprime(net, traces, l, e_out @ state[f"D{l}"].T)
+        dev = net.device
+        e_out = dev.signal(net.loss.grad(traces[-1].h, labels))
+        mods = [dev.signal(_times_fprime(net, traces, l, dev.mvm(e_out, state[f"D{l}"], f"credit.D{l}")))
                 for l in range(len(net.layers) - 1)]
         return mods + [e_out]
 
@@ -117,14 +125,15 @@ class NP:
 
     def modulators(self, net, traces, labels, state, rng):
         x = traces[0].a
-        noise = [(self.sigma * rng.standard_normal((len(x), layer.shape.n_out))).astype(DTYPE)
+        noise = [net.device.signal(
+                     (self.sigma * rng.standard_normal((len(x), layer.shape.n_out))).astype(DTYPE))
                  for layer in net.layers]
         noisy = forward(net, x, noise=noise)
         per_sample = net.loss.per_sample
         delta_loss = (per_sample(noisy[-1].h.astype(np.float64), labels)
                       - per_sample(traces[-1].h.astype(np.float64), labels))
         scale = (delta_loss / self.sigma**2).astype(DTYPE)[:, None]
-        return [scale * xi for xi in noise]
+        return [net.device.signal(scale * xi) for xi in noise]
 
 
 CREDIT_RULES = {"bp": BP, "fa": FA, "dfa": DFA, "np": NP}

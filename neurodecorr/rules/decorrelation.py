@@ -24,16 +24,11 @@ reference code measures the raw input. `seed` C is taken before the gain is appl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
 
 from ..nets.network import LayerTrace, Network
 from ..numerics import DTYPE
 from .plasticity import local_outer
-
-Write = Callable[[np.ndarray, np.ndarray], None]
-
 
 def subsample_size(batch: int, fraction: float) -> int:
     return min(batch, int(fraction * batch) + 1)
@@ -49,16 +44,20 @@ class _LocalRule:
     def init_state(self, net: Network) -> dict[str, np.ndarray]:
         return {}
 
-    def update(self, net: Network, traces: list[LayerTrace], state: dict, write: Write) -> None:
-        """Update every decorrelation matrix from this batch's traces, through `write`."""
-        for layer, trace in zip(net.layers, traces):
+    def update(self, net: Network, traces: list[LayerTrace], state: dict) -> None:
+        """Update every decorrelation matrix from this batch's traces, through the device."""
+        dev = net.device
+        for i, (layer, trace) in enumerate(zip(net.layers, traces)):
             if layer.R is None:
                 continue
+            key = f"layer{i}.R"
             n = subsample_size(len(trace.x), self.sample_fraction)
             z, centred = trace.x[:n], trace.centred[:n]
-            write(layer.R, self.delta(layer.R, z, centred))
+            z_R = dev.mvm_t(z, layer.R, key)  # Rᵀz: the same array read transposed
+            dev.write(layer.R, self.delta(layer.R, z, z_R, centred), key)
 
-    def delta(self, R, z, centred):  # pragma: no cover - abstract
+    def delta(self, R, z, z_R, centred):  # pragma: no cover - abstract
+        """The change R − R_new, from z (n, d), Rᵀz as rows (n, d) and the centred input."""
         raise NotImplementedError
 
 
@@ -68,10 +67,10 @@ class Seed(_LocalRule):
 
     name: str = "seed"
 
-    def delta(self, R, z, centred):
+    def delta(self, R, z, z_R, centred):
         eps = DTYPE(1e-8)
         gain = np.mean(np.linalg.norm(centred, axis=1) / (np.linalg.norm(z, axis=1) + eps))
-        grad = local_outer(z, z @ R)  # C R
+        grad = local_outer(z, z_R)  # C R
         # R_new = g R − η C (g R) = g (R − η C R)
         return R - DTYPE(gain) * (R - DTYPE(self.lr) * grad)
 
@@ -82,9 +81,9 @@ class CPI(_LocalRule):
 
     name: str = "cpi"
 
-    def delta(self, R, z, centred):
+    def delta(self, R, z, z_R, centred):
         var = np.mean(z * z, axis=0)
-        grad = local_outer(z, z @ R) - var[:, None] * R
+        grad = local_outer(z, z_R) - var[:, None] * R
         return DTYPE(self.lr) * grad
 
 
@@ -94,10 +93,10 @@ class Whiten(_LocalRule):
 
     name: str = "whiten"
 
-    def delta(self, R, z, centred):
+    def delta(self, R, z, z_R, centred):
         var = np.mean(z * z, axis=0)
         k = DTYPE(self.kappa)
-        grad = (1 - k) * (local_outer(z, z @ R) - var[:, None] * R) + k * (var - 1)[:, None] * R
+        grad = (1 - k) * (local_outer(z, z_R) - var[:, None] * R) + k * (var - 1)[:, None] * R
         return DTYPE(self.lr) * grad
 
 
@@ -121,7 +120,7 @@ class ZCA:
                 state[f"cov{i}"] = np.zeros_like(layer.R, dtype=np.float64)
         return state
 
-    def update(self, net, traces, state, write):
+    def update(self, net, traces, state):
         state["step"] += 1
         step = int(state["step"])
         for i, (layer, trace) in enumerate(zip(net.layers, traces)):
@@ -135,7 +134,7 @@ class ZCA:
                 evals, evecs = np.linalg.eigh(cov)
                 eps = 1e-5 * max(evals.mean(), 1e-12)
                 target = (evecs / np.sqrt(np.maximum(evals, 0) + eps)) @ evecs.T
-                write(layer.R, layer.R - target.astype(DTYPE))
+                net.device.write(layer.R, layer.R - target.astype(DTYPE), f"layer{i}.R")
 
 
 DECOR_RULES = {

@@ -1,4 +1,4 @@
-"""The one local learning step every synapse update is built from, and the one write.
+"""The one local learning step every synapse update is built from.
 
 Every update in neurodecorr — forward weights under BP, FA, DFA and NP, and the decorrelation
 matrices — is an outer product of two signals that exist at the synapse: a per-neuron
@@ -8,7 +8,8 @@ matrices — is an outer product of two signals that exist at the synapse: a per
 
 Credit-assignment rules differ only in how they compute `e` (see `rules.credit`); decorrelation
 is the anti-Hebbian case `e = z`, `pre = Rᵀ z` (see `rules.decorrelation`). Because no other code
-computes a synaptic change from activity, locality holds by construction.
+computes a synaptic change from activity, locality holds by construction. The change is then
+applied by the device's `write` (`neurodecorr.devices`), the only code that changes a synapse.
 
 Shapes: modulator (B, n_out), pre (B, n_in) → (n_out, n_in).
 """
@@ -24,12 +25,3 @@ def local_outer(modulator: np.ndarray, pre: np.ndarray, out: np.ndarray | None =
     """mean over rows of eᵢ preⱼ: (modulatorᵀ pre) / B, written into `out` when given."""
     scaled = modulator * DTYPE(1.0 / len(modulator))
     return np.matmul(scaled.T, pre, out=out)
-
-
-def write(synapses: np.ndarray, delta: np.ndarray) -> None:
-    """synapses ← synapses − delta, in place: the only code that changes a synapse.
-
-    Device profiles replace this function (quantised, noisy, bounded writes); the rules that
-    call it do not change.
-    """
-    np.subtract(synapses, delta, out=synapses)

@@ -1,0 +1,285 @@
+"""Load device profiles: TOML → the frozen dataclasses of `devices.profile`, validated.
+
+    load_profile("loihi2")                 # a shipped profile, by name (see profile_names())
+    load_profile("my-chip.toml")           # any profile file, by path
+    profile_from_dict(profile.to_dict())   # back from config.json
+
+Every problem is a ProfileError whose message names the file, the dotted key, what was expected
+and what was found. Types are strict: an integer is accepted where a number is expected, a
+boolean is never a number. Keys left out of a table take the dataclass defaults; a table the
+kind does not use is an error, not something silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import os
+import tomllib
+import typing
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..errors import ProfileError
+from ..resources import shipped_files
+from .profile import CrossbarSpec, DigitalSpec, PCMSpec, Profile, RRAMSpec
+
+KINDS = ("ideal", "digital", "crossbar")
+TECHNOLOGIES = ("pcm", "rram")
+ROUNDINGS = ("stochastic", "nearest")
+MIN_BITS, MAX_BITS = 2, 32  # every width here is signed: 1 bit would hold only zero
+
+_TABLES: dict[str, type] = {
+    "digital": DigitalSpec, "crossbar": CrossbarSpec, "pcm": PCMSpec, "rram": RRAMSpec}
+_TOP_KEYS = ("name", "description", "kind", *_TABLES, "energy")
+
+
+def _within(lo: float, hi: float, what: str) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: lo <= v <= hi), f"{what} in {lo}..{hi}"
+
+
+def _above(lo: float, what: str = "a number") -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v > lo), f"{what} > {lo}"
+
+
+def _at_least(lo: float, what: str = "a number") -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v >= lo), f"{what} >= {lo}"
+
+
+def _one_of(choices: tuple[str, ...]) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v in choices), "one of " + ", ".join(json.dumps(c) for c in choices)
+
+
+_BITS = _within(MIN_BITS, MAX_BITS, "an integer")
+_FRAC_BITS = _within(0, MAX_BITS - 1, "an integer")
+
+# Physical limits, by dotted key. Relations between keys are checked in _check_relations.
+_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "digital.weight_bits": _BITS,
+    "digital.weight_headroom": _at_least(1),
+    "digital.payload_bits": _BITS,
+    "digital.payload_frac_bits": _FRAC_BITS,
+    "digital.state_bits": _BITS,
+    "digital.state_frac_bits": _FRAC_BITS,
+    "digital.modulator_bits": _BITS,
+    "digital.rounding": _one_of(ROUNDINGS),
+    "crossbar.technology": _one_of(TECHNOLOGIES),
+    "crossbar.tile_size": _at_least(1, "an integer"),
+    "crossbar.dac_bits": _BITS,
+    "crossbar.adc_bits": _BITS,
+    "crossbar.input_bound": _above(0),
+    "crossbar.output_bound": _above(0),
+    "crossbar.output_noise": _at_least(0),
+    "crossbar.weight_headroom": _at_least(1),
+    "pcm.g_max_us": _above(0),
+    "pcm.t_read_s": _above(0),
+    "pcm.t0_s": _above(0),
+    "pcm.inference_time_s": _above(0),
+    "pcm.update_granularity": ((lambda v: 0 < v <= 1), "a number in (0, 1]"),
+    "pcm.update_noise": _at_least(0),
+    "rram.dw_min": _above(0),
+    "rram.dw_min_dtod": _at_least(0),
+    "rram.dw_min_ctoc": _at_least(0),
+    "rram.up_down": ((lambda v: -1 < v < 1), "a number in (-1, 1)"),
+    "rram.up_down_dtod": _at_least(0),
+    "rram.w_min": ((lambda v: v < 0), "a number < 0"),
+    "rram.w_max": _above(0),
+    "rram.max_pulses": _at_least(1, "an integer"),
+    "rram.read_noise": _at_least(0),
+}
+
+_TOML_TYPES = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}
+
+
+def _found(value: Any) -> str:
+    """A value as TOML would spell it, with its TOML type: `"eight" (string)`, `true (boolean)`."""
+    kind = _TOML_TYPES.get(type(value), type(value).__name__)
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, (str, list)):
+        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, dict):
+        text = "{" + ", ".join(value) + "}"
+    else:
+        text = str(value)
+    return f"{text} ({kind})"
+
+
+def _error(where: str, key: str, expected: str, found: str) -> ProfileError:
+    return ProfileError(f"{where}: {key}: expected {expected}; found {found}")
+
+
+def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], prefix: str, where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            dotted = f"{prefix}{key}"
+            near = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean {prefix}{near[0]}?)" if near else ""
+            raise _error(where, dotted, f"a known key{hint}, one of {', '.join(allowed)}",
+                         f"unknown key {dotted} = {_found(table[key])}")
+
+
+def _coerce(value: Any, typ: Any, where: str, key: str) -> Any:
+    """`value` checked against the annotation `typ` (bool, int, float, str or tuple of floats)."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if typ is bool:
+        ok, expected = isinstance(value, bool), "a boolean (true or false)"
+    elif typ is int:
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif typ is float:
+        ok, expected = is_number and math.isfinite(value), "a finite number"
+        value = float(value) if ok else value
+    elif typ is str:
+        ok, expected = isinstance(value, str), "a string"
+    elif typing.get_origin(typ) is tuple:
+        n = len(typing.get_args(typ))
+        expected = f"an array of {n} finite numbers"
+        ok = isinstance(value, list) and len(value) == n and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+        value = tuple(float(v) for v in value) if ok else value
+    else:  # pragma: no cover - a new field type in profile.py needs a branch here
+        raise TypeError(f"no TOML rule for the field type {typ!r} of {key}")
+    if not ok:
+        raise _error(where, key, expected, _found(value))
+    return value
+
+
+def _build_table(name: str, table: Any, where: str) -> Any:
+    """The dataclass of table `name` from its TOML table, every key typed and range-checked."""
+    if not isinstance(table, dict):
+        raise _error(where, name, f"a [{name}] table", _found(table))
+    cls = _TABLES[name]
+    hints = typing.get_type_hints(cls)
+    _check_keys(table, tuple(f.name for f in dataclasses.fields(cls)), f"{name}.", where)
+    values = {}
+    for key, raw in table.items():
+        dotted = f"{name}.{key}"
+        value = _coerce(raw, hints[key], where, dotted)
+        check, expected = _RANGES.get(dotted, (lambda v: True, ""))
+        if not check(value):
+            raise _error(where, dotted, expected, _found(raw))
+        values[key] = value
+    spec = cls(**values)
+    _check_relations(name, spec, table, where)
+    return spec
+
+
+def _check_relations(name: str, spec: Any, table: Mapping[str, Any], where: str) -> None:
+    if name != "digital":
+        return
+    for frac, total in (("payload_frac_bits", "payload_bits"), ("state_frac_bits", "state_bits")):
+        n_frac, n_total = getattr(spec, frac), getattr(spec, total)
+        if n_frac >= n_total:
+            default = "" if frac in table else ", the default"
+            raise _error(where, f"digital.{frac}",
+                         f"fewer fractional bits than digital.{total} = {n_total}",
+                         f"{n_frac} (integer{default})")
+
+
+def _build_energy(table: Any, where: str) -> dict[str, float]:
+    if not isinstance(table, dict):
+        raise _error(where, "energy", "an [energy] table of name = picojoules", _found(table))
+    energy = {}
+    for key, value in table.items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not (number and math.isfinite(value) and value >= 0):
+            raise _error(where, f"energy.{key}", "a finite number of picojoules >= 0", _found(value))
+        energy[key] = float(value)
+    return energy
+
+
+def _validate(data: Mapping[str, Any], where: str, default_name: str) -> Profile:
+    _check_keys(data, _TOP_KEYS, "", where)
+    if "kind" not in data:
+        raise _error(where, "kind", "one of " + ", ".join(json.dumps(k) for k in KINDS), "no kind key")
+    kind = _coerce(data["kind"], str, where, "kind")
+    if kind not in KINDS:
+        raise _error(where, "kind", "one of " + ", ".join(json.dumps(k) for k in KINDS), _found(kind))
+    name = _coerce(data.get("name", default_name), str, where, "name")
+    if not name.strip():
+        raise _error(where, "name", "a non-empty string", _found(name))
+    description = _coerce(data.get("description", ""), str, where, "description")
+
+    specs: dict[str, Any] = {}
+    needed = {"ideal": [], "digital": ["digital"], "crossbar": ["crossbar"]}[kind]
+    for table in needed:
+        if table not in data:
+            raise _error(where, table, f"a [{table}] table for kind = {json.dumps(kind)}", "no such table")
+        specs[table] = _build_table(table, data[table], where)
+    if kind == "crossbar":
+        technology = specs["crossbar"].technology
+        for table in TECHNOLOGIES:
+            if table != technology and table in data:
+                raise _error(where, table, f"no [{table}] table when crossbar.technology = "
+                             f"{json.dumps(technology)} (its device table is [{technology}])",
+                             f"a [{table}] table")
+        if technology not in data:
+            raise _error(where, technology, f"a [{technology}] table for crossbar.technology = "
+                         f"{json.dumps(technology)}", "no such table")
+        specs[technology] = _build_table(technology, data[technology], where)
+    for table in _TABLES:
+        if table in data and table not in specs:
+            uses = " and ".join(f"[{t}]" for t in specs) or "no device tables"
+            raise _error(where, table, f"no [{table}] table on a kind = {json.dumps(kind)} profile "
+                         f"(it uses {uses})", f"a [{table}] table")
+    energy = _build_energy(data.get("energy", {}), where)
+    return Profile(name=name, description=description, kind=kind, energy=energy, source=where, **specs)
+
+
+def profile_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Profile:
+    """A Profile from already-parsed data, such as `Profile.to_dict()` read back from config.json
+    (whose "source" key, if present, becomes the profile's source)."""
+    data = dict(data)
+    source = str(data.pop("source", source))
+    return _validate(data, source, default_name="")
+
+
+def profile_names() -> list[str]:
+    """The names of the shipped profiles (the files in `hw_profiles/`, without `.toml`)."""
+    return sorted(shipped_files("hw_profiles", ".toml"))
+
+
+def load_profile(name_or_path: str | os.PathLike) -> Profile:
+    """Load a shipped profile by name (e.g. "loihi2") or any profile .toml file by path."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        shipped = shipped_files("hw_profiles", ".toml")
+        if str(name_or_path) not in shipped:
+            raise ProfileError(
+                f"no device profile {json.dumps(str(name_or_path))}: expected a profile .toml file or a "
+                f"shipped profile name ({', '.join(sorted(shipped)) or 'none found'}); found neither"
+            )
+        path = shipped[str(name_or_path)]
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: expected valid TOML; found a syntax error: {exc}") from None
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read the device profile: {exc}") from None
+    return _validate(data, str(path), default_name=path.stem)
+
+
+def describe(profile: Profile) -> str:
+    """A readable multi-line rendering of the resolved profile (`neurodecorr profiles NAME`)."""
+    data = profile.to_dict()
+    lines = [f"{profile.name}: {profile.description}" if profile.description else profile.name,
+             f"  kind    {profile.kind}", f"  file    {profile.source or '(not from a file)'}"]
+    if profile.kind == "ideal":
+        lines.append("  float32 arithmetic: no quantisation, no noise, no limits")
+    for table in (*_TABLES, "energy"):
+        if table not in data:
+            continue
+        values = data[table]
+        if table == "energy" and not values:
+            lines.append("  [energy] none given (the cost model's defaults apply)")
+            continue
+        lines.append(f"  [{table}]" + ("  picojoules per operation" if table == "energy" else ""))
+        width = max(len(k) for k in values)
+        for key, value in values.items():
+            text = json.dumps(value) if isinstance(value, (bool, str, list)) else str(value)
+            lines.append(f"    {key:<{width}}  {text}")
+    return "\n".join(lines)

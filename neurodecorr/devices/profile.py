@@ -1,0 +1,131 @@
+"""Device profiles: what a chip can represent, how it errs, what it costs — as typed, frozen data.
+
+A profile is a TOML file in `hw_profiles/` (or anywhere, given by path), validated when loaded
+into the dataclasses below. Behaviour lives elsewhere (`devices.ideal`, `devices.digital`,
+`devices.crossbar`): functions and small classes that take a profile.
+
+TOML layout (tables present according to `kind`)::
+
+    name = "loihi2"
+    description = "one line"
+    kind = "digital"            # ideal | digital | crossbar
+    [digital]                   # kind = "digital"
+    [crossbar]                  # kind = "crossbar"
+    [pcm] or [rram]             # kind = "crossbar", chosen by crossbar.technology
+    [energy]                    # optional here: cost per operation kind, picojoules
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DigitalSpec:
+    """Loihi-style fixed point. Weights: signed `weight_bits` mantissas with one shared exponent
+    per synapse array (Lava Dense's num_weight_bits / weight_exp), chosen when the array is
+    installed so that max|W| uses 1/weight_headroom of the range. Activations travel as graded
+    spikes: signed `payload_bits` fixed point with `payload_frac_bits` fractional bits. Neuron
+    state (the pre-activation h): signed `state_bits` with `state_frac_bits` fractional bits,
+    saturating. Modulators (the third factor) and node-perturbation noise: signed
+    `modulator_bits` mantissas with a shared exponent per batch. Weight updates are rounded to the
+    weight grid, stochastically by default (the Loihi learning engine's behaviour)."""
+
+    weight_bits: int = 8
+    weight_headroom: float = 2.0
+    payload_bits: int = 16
+    payload_frac_bits: int = 8
+    state_bits: int = 24
+    state_frac_bits: int = 12
+    modulator_bits: int = 8
+    rounding: str = "stochastic"  # stochastic | nearest
+
+
+@dataclass(frozen=True)
+class CrossbarSpec:
+    """An analogue crossbar's periphery: tiles of at most tile_size × tile_size synapses, a DAC of
+    `dac_bits` on each input (inputs scaled per sample by their max |value| into
+    [−input_bound, input_bound]) and an ADC of `adc_bits` on each tile's partial sums, clipped to
+    [−output_bound, output_bound] (in units of a full-scale weight times a full-scale input),
+    with Gaussian `output_noise` (same units) added before conversion. The weight scale of each
+    array maps max|W| at install time to 1/weight_headroom of the device range."""
+
+    technology: str = "pcm"  # pcm | rram
+    tile_size: int = 256
+    dac_bits: int = 7
+    adc_bits: int = 9
+    input_bound: float = 1.0
+    output_bound: float = 12.0
+    output_noise: float = 0.06
+    weight_headroom: float = 1.25
+
+
+@dataclass(frozen=True)
+class PCMSpec:
+    """Phase-change memory (aihwkit PCMLikeNoiseModel, Nandakumar et al. 2019). Each weight is a
+    differential pair of conductances in [0, g_max_us]. Programming noise σ = c0 + c1·(g/gmax) +
+    c2·(g/gmax)² µS (at gmax = 25 µS; scaled by g_max_us/25); 1/f read noise with t_read_s;
+    drift g(t) = g_prog·((t + t0)/t0)^(−ν) evaluated at inference_time_s after programming, with
+    optional global drift compensation. Training writes are accumulated digitally and applied in
+    increments of update_granularity·g_max, each with relative Gaussian noise update_noise
+    (mixed-precision in-memory training); the one-shot programming noise applies when the trained
+    weights are programmed for inference."""
+
+    g_max_us: float = 25.0
+    prog_noise_us: tuple[float, float, float] = (0.26348, 1.9650, -1.1731)
+    read_noise: bool = True
+    t_read_s: float = 250e-9
+    drift: bool = True
+    t0_s: float = 20.0
+    inference_time_s: float = 3600.0
+    drift_compensation: bool = True
+    update_granularity: float = 0.01
+    update_noise: float = 0.3
+
+
+@dataclass(frozen=True)
+class RRAMSpec:
+    """Resistive RAM with pulsed updates (aihwkit PulsedDevice / SoftBoundsDevice presets): each
+    pulse moves a weight by dw_min (device-to-device spread dw_min_dtod, cycle-to-cycle noise
+    dw_min_ctoc, both relative), scaled by (1 ± up_down) for up/down pulses and, with soft bounds,
+    by (1 − w/w_max) going up and (1 − w/w_min) going down; at most max_pulses per update.
+    Weights are in device units within [w_min, w_max]; reads add Gaussian noise of std read_noise
+    (relative to w_max)."""
+
+    dw_min: float = 0.002
+    dw_min_dtod: float = 0.3
+    dw_min_ctoc: float = 0.3
+    up_down: float = 0.0
+    up_down_dtod: float = 0.01
+    w_min: float = -0.75
+    w_max: float = 1.25
+    soft_bounds: bool = True
+    max_pulses: int = 31
+    read_noise: float = 0.0175
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    kind: str  # ideal | digital | crossbar
+    digital: DigitalSpec | None = None
+    crossbar: CrossbarSpec | None = None
+    pcm: PCMSpec | None = None
+    rram: RRAMSpec | None = None
+    energy: dict[str, float] = field(default_factory=dict)
+    source: str = ""  # the file it was read from
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved profile as JSON-ready data (for config.json): every default filled in,
+        tables the kind does not use left out, tuples as lists. `loader.profile_from_dict`
+        reads it back to an equal Profile."""
+        out: dict[str, Any] = {"name": self.name, "description": self.description, "kind": self.kind}
+        for table in ("digital", "crossbar", "pcm", "rram"):
+            spec = getattr(self, table)
+            if spec is not None:
+                out[table] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(spec).items()}
+        out["energy"] = dict(self.energy)
+        out["source"] = self.source
+        return out

@@ -1,0 +1,54 @@
+"""Quantisers: uniform fixed-point grids, block floating point, stochastic rounding.
+
+All take and return float32 arrays holding values on the grid (the engine computes in float32
+on exactly representable grid values). Shapes: any.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..numerics import DTYPE
+
+
+def stochastic_round(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Round to a neighbouring integer, up with probability equal to the fractional part:
+    E[stochastic_round(x)] = x (unbiased), so updates smaller than one step are not lost."""
+    low = np.floor(x)
+    return low + (rng.random(x.shape, dtype=DTYPE) < (x - low))
+
+
+def to_grid(x: np.ndarray, step: float, lo: float, hi: float, rng: np.random.Generator | None = None,
+            ) -> np.ndarray:
+    """x on the grid {k·step} clipped to [lo, hi]: nearest rounding, or stochastic with `rng`."""
+    scaled = np.asarray(x, dtype=DTYPE) / DTYPE(step)
+    rounded = stochastic_round(scaled, rng) if rng is not None else np.rint(scaled)
+    return (np.clip(rounded, lo / step, hi / step) * DTYPE(step)).astype(DTYPE, copy=False)
+
+
+def fixed_point(x: np.ndarray, bits: int, frac_bits: int, rng: np.random.Generator | None = None,
+                ) -> np.ndarray:
+    """Signed `bits`-bit fixed point with `frac_bits` fractional bits, saturating."""
+    step = 2.0 ** -frac_bits
+    top = (2 ** (bits - 1) - 1) * step
+    return to_grid(x, step, -top - step, top, rng)
+
+
+def shared_exponent(max_abs: float, bits: int, headroom: float = 1.0) -> int:
+    """The smallest exponent e such that headroom·max_abs fits in a signed `bits`-bit mantissa
+    times 2^e."""
+    top = 2 ** (bits - 1) - 1
+    if max_abs <= 0:
+        return -126
+    return int(np.ceil(np.log2(headroom * max_abs / top)))
+
+
+def block_float(x: np.ndarray, bits: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Signed `bits`-bit mantissas with one exponent for the whole array, set by its max |x|
+    (block floating point, as Loihi's learning engine represents a factor: mantissa·2^exp)."""
+    max_abs = float(np.max(np.abs(x))) if x.size else 0.0
+    if max_abs == 0.0 or not np.isfinite(max_abs):
+        return np.asarray(x, dtype=DTYPE)
+    step = 2.0 ** shared_exponent(max_abs, bits)
+    top = (2 ** (bits - 1) - 1) * step
+    return to_grid(x, step, -top - step, top, rng)
