@@ -242,3 +242,32 @@ def test_ideal_profile_reproduces_the_float_engine(run, digits):
     assert got == run["epochs"]
     sums = {k: float(np.abs(v.astype(np.float64)).sum()) for k, v in result.learner.net.arrays().items()}
     assert sums == run["weight_abs_sums"]
+
+
+# ------------------------------------------------------------------ training through each chip
+@pytest.mark.parametrize("profile,floor", [("loihi2", 0.85), ("analog-pcm", 0.6), ("analog-rram", 0.7)])
+def test_each_shipped_chip_trains_digits_well_above_chance(profile, floor, digits):
+    cfg = TrainConfig(dataset="digits", profile=profile, rule="bp", decor="none", epochs=3,
+                      batch_size=32, lr=3e-4)
+    result = train(cfg, data=digits, progress=False, log=lambda s: None)
+    assert result.epochs[-1]["test_accuracy"] >= floor  # chance is 0.1
+    if profile == "loihi2":  # the trained weights are still on their 8-bit grids
+        dev = result.learner.net.device
+        for i, layer in enumerate(result.learner.net.layers):
+            mant = layer.W / 2.0 ** dev.exponents[f"layer{i}.W"]
+            np.testing.assert_array_equal(mant, np.rint(mant))
+            assert np.abs(mant).max() <= 128
+
+
+@pytest.mark.parametrize("profile", ["loihi2", "analog-pcm", "analog-rram"])
+def test_resume_on_a_device_equals_uninterrupted(profile, digits, tmp_path):
+    cfg = TrainConfig(dataset="digits", profile=profile, rule="fa", decor="seed", epochs=2,
+                      batch_size=64, lr=3e-4, decor_lr=1e-4)
+    whole = train(cfg, tmp_path / "whole", data=digits, progress=False, log=lambda s: None)
+    train(TrainConfig(**{**cfg.to_dict(), "epochs": 1}), tmp_path / "split", data=digits,
+          progress=False, log=lambda s: None)
+    resumed = train(cfg, tmp_path / "split", resume=True, data=digits, progress=False, log=lambda s: None)
+    key = lambda r: (r["train_loss"], r["test_accuracy"])  # noqa: E731
+    assert [key(r) for r in resumed.epochs] == [key(r) for r in whole.epochs]
+    config = json.loads((tmp_path / "whole" / "config.json").read_text())
+    assert config["profile"]["name"] == profile and config["train"]["profile"] == profile
