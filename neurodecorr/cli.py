@@ -4,6 +4,7 @@
     neurodecorr models        # the shipped network specs
     neurodecorr datasets      # the known datasets
     neurodecorr profiles [NAME]   # the shipped device profiles, or one of them resolved
+    neurodecorr energy RUN [--profile NAME]   # a run's energy report, or re-priced for another chip
 
 Errors that neurodecorr raises on purpose print as one line (exit status 2); a diverging run
 exits with status 3 and keeps its last good checkpoint.
@@ -95,6 +96,24 @@ def _cmd_profiles(args) -> int:
     return 0
 
 
+def _cmd_energy(args) -> int:
+    from pathlib import Path
+
+    from .devices.loader import load_profile, profile_from_dict
+    from .energy import Counts, build_report, format_report
+    from .engine import rundir
+
+    run = Path(args.run)
+    saved = rundir.read_json(run / "energy.json")
+    profile = (load_profile(args.profile) if args.profile
+               else profile_from_dict(rundir.read_json(run / "config.json")["profile"]))
+    report = build_report(Counts.from_dict(saved["counts"]), profile)
+    if args.profile:
+        print(f"(counts of {run}, trained on '{saved['profile']}', priced for '{profile.name}')")
+    print(format_report(report))
+    return 0
+
+
 def _cmd_datasets(args) -> int:
     from .data import DATASETS
 
@@ -110,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     sub.add_parser("models", help="list the shipped network specs")
     sub.add_parser("datasets", help="list the known datasets")
+    energy = sub.add_parser("energy", help="print a run's energy report, or re-price it for another profile")
+    energy.add_argument("run", help="a run directory written by `neurodecorr train`")
+    energy.add_argument("--profile", help="price the same operation counts for this profile")
     prof = sub.add_parser("profiles", help="list the shipped device profiles, or print one resolved")
     prof.add_argument("name", nargs="?", help="a profile name or .toml file to print in full")
     return parser
@@ -118,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": _cmd_train, "models": _cmd_models, "datasets": _cmd_datasets,
-                "profiles": _cmd_profiles}
+                "profiles": _cmd_profiles, "energy": _cmd_energy}
     try:
         return handlers[args.command](args)
     except DivergenceError as exc:

@@ -122,9 +122,9 @@ def test_missing_keys_take_the_defaults_and_ints_count_as_floats(tmp_path):
 
 
 def test_energy_table_is_kept_as_floats(tmp_path):
-    text = DIGITAL + '[energy]\nsynop_pj = 23.6\nneuron_update_pj = 81\n'
+    text = DIGITAL + '[energy]\nac_pj = 23.6\nneuron_update_pj = 81\n'
     profile = load_profile(_write(tmp_path, text))
-    assert profile.energy == {"synop_pj": 23.6, "neuron_update_pj": 81.0}
+    assert profile.energy == {"ac_pj": 23.6, "neuron_update_pj": 81.0}
     assert all(type(v) is float for v in profile.energy.values())
 
 
@@ -176,8 +176,10 @@ BAD = {
     "full asymmetry": (RRAM + "up_down = 1.0\n", "rram.up_down", "a number in (-1, 1)", "1.0 (float)"),
     "positive lower bound": (RRAM + "w_min = 0.5\n", "rram.w_min", "a number < 0", "0.5 (float)"),
     "no pulses": (RRAM + "max_pulses = 0\n", "rram.max_pulses", "an integer >= 1", "0 (integer)"),
-    "negative energy": (DIGITAL + "[energy]\nsynop_pj = -1.0\n", "energy.synop_pj", "picojoules >= 0",
+    "negative energy": (DIGITAL + "[energy]\nac_pj = -1.0\n", "energy.ac_pj", "picojoules >= 0",
                         "-1.0 (float)"),
+    "unknown energy kind": (DIGITAL + "[energy]\nsynop_pj = 1.0\n", "energy.synop_pj", "one of ac_pj",
+                            "synop_pj"),
     "digital table on a crossbar": (PCM + "[digital]\n", "digital",
                                     'no [digital] table on a kind = "crossbar" profile', "a [digital] table"),
     "crossbar table on ideal": ('name = "t"\nkind = "ideal"\n[crossbar]\n', "crossbar",

@@ -105,6 +105,8 @@ class CrossbarDevice(IdealDevice):
         eps = DTYPE(self.pcm.update_granularity)
         n = np.trunc(acc / eps)
         moved = n != 0
+        if self.counts is not None:
+            self.count_writes(key, np.count_nonzero(moved), w.size)
         if moved.any():
             inc = n[moved] * eps
             acc[moved] -= inc
@@ -118,6 +120,8 @@ class CrossbarDevice(IdealDevice):
         n = np.clip(stochastic_round(change / np.maximum(dw, DTYPE(1e-12)), self.rng),
                     -r.max_pulses, r.max_pulses)
         moved = n != 0
+        if self.counts is not None:
+            self.count_writes(key, np.count_nonzero(moved), w.size)
         if moved.any():
             n_m, w_m, dw_m, ud_m = n[moved], w[moved], dw[moved], ud[moved]
             up = n_m > 0
@@ -145,11 +149,14 @@ class CrossbarDevice(IdealDevice):
         return sq
 
     def mvm(self, x, W, key):
+        if self.counts is not None:
+            self.count_product(x, W.shape[0], key)
         return self._product(x, W, key, transposed=False)
 
     def mvm_t(self, e, W, key):
+        if self.counts is not None:
+            self.count_product(e, W.shape[1], key)
         return self._product(e, W, key, transposed=True)
-
     def _product(self, x, W, key, transposed):
         xb = self.xb
         scale = DTYPE(self.scales[key])
@@ -204,6 +211,7 @@ class _ProgrammedPCM(CrossbarDevice):
     def __init__(self, trained: CrossbarDevice):
         super().__init__(trained.profile, trained.rng, read_time_s=trained.pcm.inference_time_s)
         self.scales = trained.scales
+        self.counts = trained.counts
         self._programmed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def _drifted(self, W, key):

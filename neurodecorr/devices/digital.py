@@ -59,9 +59,12 @@ class DigitalDevice(IdealDevice):
         target = array - delta
         if self._is_bias(key):
             s = self.spec
-            array[...] = fixed_point(target, s.state_bits, s.state_frac_bits, self._rounding_rng())
+            new = fixed_point(target, s.state_bits, s.state_frac_bits, self._rounding_rng())
         else:
-            array[...] = self._weight_grid(target, key, self._rounding_rng())
+            new = self._weight_grid(target, key, self._rounding_rng())
+        if self.counts is not None:
+            self.count_writes(key, np.count_nonzero(new != array), array.size)
+        array[...] = new
 
     def state_arrays(self):
         return {f"exp/{k}": np.array(v, dtype=np.int64) for k, v in self.exponents.items()}

@@ -13,6 +13,9 @@ new class here and no change to any learning rule:
     write(W, delta, key)  W ← W − delta as the device can change it, in place
     inference()           the device as seen when the trained network is used (e.g. after drift)
     reseed(rng)           the generator for this device's noise and stochastic rounding
+    count_neurons(key, h, out), count_update(e, pre, key)
+                          operation counting (`neurodecorr.energy`) for work outside products
+                          and writes; `counts` is None when nothing is being counted
 
 `key` names the array ("layer2.W", "layer0.R", "credit.B3", …) so a device can keep per-array
 state (exponents, conductance scales, accumulators).
@@ -22,6 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..energy.counters import Counts, layer_of
+
+
 
 class IdealDevice:
     """float32 with no noise and no limits: every method is the plain operation."""
@@ -29,6 +35,7 @@ class IdealDevice:
     def __init__(self, profile=None, rng: np.random.Generator | None = None):
         self.profile = profile
         self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.counts: Counts | None = None
 
     def reseed(self, rng: np.random.Generator) -> None:
         self.rng = rng
@@ -37,10 +44,40 @@ class IdealDevice:
         pass
 
     def mvm(self, x: np.ndarray, W: np.ndarray, key: str) -> np.ndarray:
+        if self.counts is not None:
+            self.count_product(x, W.shape[0], key)
         return x @ W.T
 
     def mvm_t(self, e: np.ndarray, W: np.ndarray, key: str) -> np.ndarray:
+        if self.counts is not None:
+            self.count_product(e, W.shape[1], key)
         return e @ W
+
+    # ----------------------------------------------------------------- counting
+    def count_product(self, x: np.ndarray, n_out: int, key: str) -> None:
+        """A product of the batch x (B, n_in) with an array of n_out outputs."""
+        c, layer = self.counts, layer_of(key)
+        c.add(layer, "dense_synops", x.size * n_out)
+        c.add(layer, "effective_synops", np.count_nonzero(x) * n_out)
+        c.add_product(layer, len(x), x.shape[-1], n_out)
+
+    def count_neurons(self, key: str, h: np.ndarray, out: np.ndarray) -> None:
+        """Neuron updates for every state in h, messages for every nonzero output."""
+        if self.counts is not None:
+            layer = layer_of(key)
+            self.counts.add(layer, "neuron_updates", h.size)
+            self.counts.add(layer, "messages", np.count_nonzero(out))
+
+    def count_update(self, modulator: np.ndarray, pre: np.ndarray, key: str) -> None:
+        """Forming an update e·preᵀ: B·n_out·n_in multiply-accumulates where a processor does it."""
+        if self.counts is not None:
+            self.counts.add(layer_of(key), "update_macs", modulator.size * pre.shape[-1])
+
+    def count_writes(self, key: str, changed: int, size: int) -> None:
+        if self.counts is not None:
+            layer = layer_of(key)
+            self.counts.add(layer, "synapse_writes", changed)
+            self.counts.add(layer, "written_synapses", size)
 
     def activation(self, a: np.ndarray) -> np.ndarray:
         return a
@@ -53,7 +90,10 @@ class IdealDevice:
 
     def write(self, array: np.ndarray, delta: np.ndarray, key: str) -> None:
         """array ← array − delta, in place. Every change of a synapse in neurodecorr is a call of
-        some device's `write`; devices that quantise or add noise override it."""
+        some device's `write`; devices that quantise or add noise override it. Counted: every
+        synapse with a nonzero change."""
+        if self.counts is not None:
+            self.count_writes(key, np.count_nonzero(delta), array.size)
         np.subtract(array, delta, out=array)
 
     def inference(self) -> "IdealDevice":

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..energy.cost import PRICE_KEYS
 from ..errors import ProfileError
 from ..resources import shipped_files
 from .profile import CrossbarSpec, DigitalSpec, PCMSpec, Profile, RRAMSpec
@@ -183,7 +184,10 @@ def _build_energy(table: Any, where: str) -> dict[str, float]:
     if not isinstance(table, dict):
         raise _error(where, "energy", "an [energy] table of name = picojoules", _found(table))
     energy = {}
+    known = sorted(PRICE_KEYS.values())
     for key, value in table.items():
+        if key not in known:
+            raise _error(where, f"energy.{key}", f"one of {', '.join(known)}", _found(key))
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not (number and math.isfinite(value) and value >= 0):
             raise _error(where, f"energy.{key}", "a finite number of picojoules >= 0", _found(value))
@@ -275,7 +279,7 @@ def describe(profile: Profile) -> str:
             continue
         values = data[table]
         if table == "energy" and not values:
-            lines.append("  [energy] none given (the cost model's defaults apply)")
+            lines.append("  [energy] none given: runs on this profile cannot be priced")
             continue
         lines.append(f"  [{table}]" + ("  picojoules per operation" if table == "energy" else ""))
         width = max(len(k) for k in values)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 
 from ..errors import DivergenceError
@@ -19,23 +21,29 @@ def train_step(learner: Learner, x: np.ndarray, labels: np.ndarray, rng: np.rand
     or a modulator is not finite.
     """
     net = learner.net
-    traces = forward(net, x, track_mean=True)
+    device = net.device
+    during = device.counts.during if device.counts is not None else (lambda phase: nullcontext())
+    with during("learning_forward"):
+        traces = forward(net, x, track_mean=True)
     loss = float(np.mean(net.loss.per_sample(traces[-1].h, labels)))
     if not np.isfinite(loss):
         raise DivergenceError(_diagnose(learner, traces, where))
-    mods = learner.credit.modulators(net, traces, labels, learner.credit_state, rng)
+    with during(learner.credit.modulator_phase):
+        mods = learner.credit.modulators(net, traces, labels, learner.credit_state, rng)
     learner.optimizer.next_step()
-    device = net.device
-    for i, (layer, trace, e) in enumerate(zip(net.layers, traces, mods)):
-        name = f"layer{i}.W"
-        grad = buffers.get(name)
-        if grad is None:
-            grad = buffers[name] = np.empty_like(layer.W)
-        local_outer(e, trace.x, out=grad)
-        device.write(layer.W, learner.optimizer.step(name, grad), name)
-        device.write(layer.b, learner.optimizer.step(f"layer{i}.b", e.mean(axis=0)), f"layer{i}.b")
+    with during("weight_update"):
+        for i, (layer, trace, e) in enumerate(zip(net.layers, traces, mods)):
+            name = f"layer{i}.W"
+            grad = buffers.get(name)
+            if grad is None:
+                grad = buffers[name] = np.empty_like(layer.W)
+            local_outer(e, trace.x, out=grad)
+            device.count_update(e, trace.x, name)
+            device.write(layer.W, learner.optimizer.step(name, grad), name)
+            device.write(layer.b, learner.optimizer.step(f"layer{i}.b", e.mean(axis=0)), f"layer{i}.b")
     if learner.decor is not None:
-        learner.decor.update(net, traces, learner.decor_state)
+        with during("decorrelation"):
+            learner.decor.update(net, traces, learner.decor_state)
     return loss
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from .. import __version__
 from ..data import Dataset, batches, load_dataset
 from ..devices.loader import load_profile
+from ..energy import Counts, build_report, format_report
 from ..errors import RunError
 from ..nets.network import predict
 from ..nets.spec import load_spec
@@ -35,6 +36,7 @@ class TrainResult:
     epochs: list[dict]
     samples_per_second: float
     run_dir: Path | None
+    energy: dict | None = None  # the energy report (energy.json), when the profile is priced
 
 
 def accuracy(learner: Learner, x: np.ndarray, y: np.ndarray) -> float:
@@ -90,12 +92,15 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
     run_dir = Path(out) if out is not None else None
     history: list[dict] = []
     train_seconds = 0.0
+    counts = Counts()
     if run_dir is not None:
         if resume:
             history = _check_resume(run_dir, config)
             if history:
                 learner.load_arrays(rundir.read_npz(run_dir / "checkpoint.npz"))
-                train_seconds = float(rundir.read_json(run_dir / "checkpoint.json")["train_seconds"])
+                saved = rundir.read_json(run_dir / "checkpoint.json")
+                train_seconds = float(saved["train_seconds"])
+                counts = Counts.from_dict(saved["counts"])
                 log(f"resuming {run_dir} after epoch {history[-1]['epoch']}")
         elif (run_dir / "config.json").exists():
             raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or "
@@ -103,6 +108,7 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
         run_dir.mkdir(parents=True, exist_ok=True)
         rundir.write_json(run_dir / "config.json", resolved_config(config, data, spec))
 
+    learner.net.device.counts = counts
     n_train = len(data.y_train)
     steps_per_epoch = -(-n_train // config.batch_size)
     buffers: dict[str, np.ndarray] = {}
@@ -122,27 +128,36 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         bar.close()
         train_seconds += step_seconds
+        counts.samples["training"] += n_train
+        counts.clear_phase("inference")  # inference energy: the latest evaluation's
+        with counts.during("inference"):
+            test_accuracy = accuracy(learner, data.x_test, data.y_test)
+        counts.samples["inference"] = len(data.y_test)
         record = {"epoch": epoch, "train_loss": loss_sum / n_train,
-                  "test_accuracy": accuracy(learner, data.x_test, data.y_test),
-                  "seconds": time.perf_counter() - start}
+                  "test_accuracy": test_accuracy, "seconds": time.perf_counter() - start}
         history.append(record)
         log(f"epoch {epoch:3d}  train loss {record['train_loss']:.4f}  "
             f"test accuracy {100 * record['test_accuracy']:.2f}%  {record['seconds']:.1f} s")
         sps = n_train * len(history) / train_seconds
         if run_dir is not None:
-            _save_epoch(run_dir, learner, history, train_seconds, sps)
+            _save_epoch(run_dir, learner, history, train_seconds, sps, counts)
+    learner.net.device.counts = None
     sps = n_train * len(history) / train_seconds if train_seconds else float("nan")
+    report = build_report(counts, load_profile(config.profile))
+    log(format_report(report))
     if run_dir is not None:
         rundir.plot_learning_curve(run_dir, history, _title(config))
-    return TrainResult(learner, history, sps, run_dir)
+        rundir.write_json(run_dir / "energy.json", {**report, "counts": counts.to_dict()})
+    return TrainResult(learner, history, sps, run_dir, report)
 
 
 def _save_epoch(run_dir: Path, learner: Learner, history: list[dict], train_seconds: float,
-                sps: float) -> None:
+                sps: float, counts: Counts) -> None:
     arrays = learner.arrays()
     rundir.write_npz(run_dir / "checkpoint.npz", arrays)
     rundir.write_json(run_dir / "checkpoint.json",
-                      {"epoch": history[-1]["epoch"], "train_seconds": train_seconds})
+                      {"epoch": history[-1]["epoch"], "train_seconds": train_seconds,
+                       "counts": counts.to_dict()})
     rundir.write_npz(run_dir / "weights.npz",
                      {k: v for k, v in arrays.items() if k.startswith(("net/", "credit/"))})
     rundir.write_metrics(run_dir, history, sps)

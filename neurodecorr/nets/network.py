@@ -131,6 +131,7 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
                 layer.mu += DTYPE(MEAN_MOMENTUM) * a.mean(axis=0, dtype=DTYPE)
             centred = dev.activation(a - layer.mu)
             xt = dev.activation(dev.mvm(centred, layer.R, f"layer{i}.R"))
+            dev.count_neurons(f"layer{i}.R", xt, xt)
         else:
             centred, xt = None, a
         h = dev.mvm(xt, layer.W, f"layer{i}.W")
@@ -139,6 +140,7 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
             h += noise[i]
         h = dev.state(h)
         out = dev.activation(ACTIVATIONS[layer.shape.activation].function(h))
+        dev.count_neurons(f"layer{i}.W", h, out)
         traces.append(LayerTrace(a, centred, xt, h, out))
         a = out
     return traces

@@ -57,6 +57,7 @@ def propagate_back(net: Network, traces: list[LayerTrace], e_out: np.ndarray,
         if R is not None:
             signal = dev.mvm_t(signal, R, f"layer{l + 1}.R")
         mods[l] = dev.signal(_times_fprime(net, traces, l, signal))
+        dev.count_neurons(f"layer{l}.W", mods[l], mods[l])
     return mods
 
 
@@ -66,6 +67,7 @@ class BP:
 
     name: str = "bp"
     uses_backward: bool = True
+    modulator_phase: str = "feedback"  # where the energy counters put the modulators' work
 
     def init_state(self, net: Network, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return {}
@@ -82,6 +84,7 @@ class FA:
 
     name: str = "fa"
     uses_backward: bool = True
+    modulator_phase: str = "feedback"
 
     def init_state(self, net, rng):
         return {f"B{l}": _feedback_init(layer.W.shape, layer.shape.n_in, rng)
@@ -99,6 +102,7 @@ class DFA:
 
     name: str = "dfa"
     uses_backward: bool = True
+    modulator_phase: str = "feedback"
 
     def init_state(self, net, rng):
         return {f"D{l}": _feedback_init((layer.shape.n_out, net.n_classes), net.n_classes, rng)
@@ -109,6 +113,8 @@ class DFA:
         e_out = dev.signal(net.loss.grad(traces[-1].h, labels))
         mods = [dev.signal(_times_fprime(net, traces, l, dev.mvm(e_out, state[f"D{l}"], f"credit.D{l}")))
                 for l in range(len(net.layers) - 1)]
+        for l, e in enumerate(mods):
+            dev.count_neurons(f"layer{l}.W", e, e)
         return mods + [e_out]
 
 
@@ -119,6 +125,7 @@ class NP:
     sigma: float = 1e-3
     name: str = "np"
     uses_backward: bool = False
+    modulator_phase: str = "learning_forward"  # its noisy pass is a forward pass
 
     def init_state(self, net, rng):
         return {}

@@ -54,6 +54,7 @@ class _LocalRule:
             n = subsample_size(len(trace.x), self.sample_fraction)
             z, centred = trace.x[:n], trace.centred[:n]
             z_R = dev.mvm_t(z, layer.R, key)  # Rᵀz: the same array read transposed
+            dev.count_update(z, z_R, key)
             dev.write(layer.R, self.delta(layer.R, z, z_R, centred), key)
 
     def delta(self, R, z, z_R, centred):  # pragma: no cover - abstract

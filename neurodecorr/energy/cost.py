@@ -1,0 +1,155 @@
+"""Pricing: what the network did (counters) → what a chip performs → joules.
+
+Each kind of profile has an operation model that turns the counts into the operations that
+chip performs, and its `[energy]` table prices them, in picojoules per operation:
+
+| profile kind | operations performed                                                       |
+|--------------|----------------------------------------------------------------------------|
+| ideal        | a conventional float32 processor: MACs for every product (dense) and for    |
+|              | forming updates; memory traffic: each product reads its weights once per    |
+|              | batch and its inputs and outputs (4 bytes each), each written array is read  |
+|              | and written back (8 bytes a synapse); neuron updates; messages; writes       |
+| digital      | event-driven: one accumulate (AC) per nonzero input and fan-out synapse     |
+|              | (NeuroBench's effective ACs); weights stay on chip; neuron updates, messages |
+|              | and the learning engine's per-synapse updates                               |
+| crossbar     | MACs in the array for every product; one DAC conversion per input and       |
+|              | column tile, one ADC conversion per output and row tile; neuron updates and |
+|              | messages in the digital periphery; programming/pulsing of changed synapses  |
+
+Prices: mac_pj, ac_pj, neuron_update_pj, message_pj, synapse_write_pj, memory_byte_pj,
+adc_conversion_pj, dac_conversion_pj. A profile must price every operation its kind performs.
+"""
+
+from __future__ import annotations
+
+from ..errors import NeurodecorrError
+from .counters import PHASES, TRAINING_PHASES, Counts
+
+PRICE_KEYS = {
+    "macs": "mac_pj",
+    "acs": "ac_pj",
+    "neuron_updates": "neuron_update_pj",
+    "messages": "message_pj",
+    "synapse_writes": "synapse_write_pj",
+    "memory_bytes": "memory_byte_pj",
+    "adc_conversions": "adc_conversion_pj",
+    "dac_conversions": "dac_conversion_pj",
+}
+PJ = 1e-12
+FLOAT_BYTES = 4
+
+
+class PricingError(NeurodecorrError):
+    """A profile lacks the cost of an operation its kind performs."""
+
+
+def _common(counts, phase, layer):
+    return {k: counts.total(phase, k, layer) for k in ("neuron_updates", "messages", "synapse_writes")}
+
+
+def processor_operations(counts: Counts, profile, phase=None, layer=None) -> dict[str, int]:
+    products = counts.select_products(phase, layer)
+    weights = sum(n_in * n_out * calls for n_in, n_out, _, calls in products)
+    activations = sum(rows * (n_in + n_out) for n_in, n_out, rows, _ in products)
+    written = counts.total(phase, "written_synapses", layer)
+    return {"macs": counts.total(phase, "dense_synops", layer) + counts.total(phase, "update_macs", layer),
+            "memory_bytes": FLOAT_BYTES * (weights + activations) + 2 * FLOAT_BYTES * written,
+            **_common(counts, phase, layer)}
+
+
+def event_driven_operations(counts: Counts, profile, phase=None, layer=None) -> dict[str, int]:
+    return {"acs": counts.total(phase, "effective_synops", layer), **_common(counts, phase, layer)}
+
+
+def crossbar_operations(counts: Counts, profile, phase=None, layer=None) -> dict[str, int]:
+    tile = profile.crossbar.tile_size
+    products = counts.select_products(phase, layer)
+    return {"macs": counts.total(phase, "dense_synops", layer),
+            "adc_conversions": sum(rows * n_out * -(-n_in // tile) for n_in, n_out, rows, _ in products),
+            "dac_conversions": sum(rows * n_in * -(-n_out // tile) for n_in, n_out, rows, _ in products),
+            **_common(counts, phase, layer)}
+
+
+OPERATION_MODELS = {"ideal": processor_operations, "digital": event_driven_operations,
+                    "crossbar": crossbar_operations}
+
+
+def required_prices(profile) -> set[str]:
+    """The [energy] keys a profile of this kind must give."""
+    return {PRICE_KEYS[k] for k in OPERATION_MODELS[profile.kind](Counts(), profile)}
+
+
+def operations(counts: Counts, profile, phase=None, layer=None) -> dict[str, int]:
+    """The operations the profile's chip performs for the selected phase/layer (all if None)."""
+    return OPERATION_MODELS[profile.kind](counts, profile, phase, layer)
+
+
+def joules(ops: dict[str, int], profile) -> dict[str, float]:
+    """Joules by operation kind."""
+    missing = sorted(PRICE_KEYS[k] for k, n in ops.items() if n and PRICE_KEYS[k] not in profile.energy)
+    if missing:
+        raise PricingError(
+            f"profile '{profile.name}' ({profile.source or 'built in'}) gives no cost for "
+            f"{', '.join(missing)}, which a '{profile.kind}' chip performs; add them to its "
+            f"[energy] table (picojoules per operation)")
+    return {k: n * float(profile.energy[PRICE_KEYS[k]]) * PJ for k, n in ops.items() if n}
+
+
+def _entry(counts, profile, phase=None, layer=None) -> dict:
+    ops = operations(counts, profile, phase, layer)
+    by_kind = joules(ops, profile)
+    return {"operations": {k: n for k, n in ops.items() if n},
+            "counts": _raw(counts, phase, layer),
+            "joules": sum(by_kind.values()), "joules_by_kind": by_kind}
+
+
+def _raw(counts, phase, layer) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for (p, l, k), n in counts.table.items():
+        if (phase is None or p == phase) and (layer is None or l == layer):
+            out[k] = out.get(k, 0) + n
+    return out
+
+
+def build_report(counts: Counts, profile) -> dict:
+    """The energy report of a run (what energy.json holds)."""
+    phases = {phase: _entry(counts, profile, phase=phase) for phase in PHASES}
+    layers = {}
+    for layer in sorted({l for (_, l, _) in counts.table}):
+        layers[str(layer)] = {phase: _entry(counts, profile, phase, layer) for phase in PHASES
+                              if any(p == phase and l == layer for (p, l, _) in counts.table)}
+    training_j = sum(phases[p]["joules"] for p in TRAINING_PHASES)
+    n_train, n_test = counts.samples["training"], counts.samples["inference"]
+    inference = phases["inference"]["counts"]
+    return {
+        "profile": profile.name,
+        "training_j": training_j,
+        "training_per_sample_j": training_j / n_train if n_train else None,
+        "inference_per_sample_j": phases["inference"]["joules"] / n_test if n_test else None,
+        "samples": {"training": n_train, "inference": n_test},
+        "phases": phases,
+        "layers": layers,
+        "neurobench": {  # per inference sample, NeuroBench's definitions
+            "dense_synops": inference.get("dense_synops", 0) / n_test if n_test else None,
+            "effective_synops": inference.get("effective_synops", 0) / n_test if n_test else None,
+            "activation_sparsity": (1 - inference.get("messages", 0) / inference["neuron_updates"])
+            if inference.get("neuron_updates") else None,
+        },
+        "prices_pj": dict(profile.energy),
+    }
+
+
+def format_report(report: dict) -> str:
+    """A short table: joules and the main counts per phase, then the per-sample figures."""
+    lines = [f"energy on '{report['profile']}':",
+             f"  {'phase':17s} {'joules':>10s} {'synops':>10s} {'writes':>10s} {'neurons':>10s}"]
+    for phase, entry in report["phases"].items():
+        c = entry["counts"]
+        lines.append(f"  {phase:17s} {entry['joules']:10.3e} {c.get('dense_synops', 0):10.3e} "
+                     f"{c.get('synapse_writes', 0):10.3e} {c.get('neuron_updates', 0):10.3e}")
+    tps, ips = report["training_per_sample_j"], report["inference_per_sample_j"]
+    if tps is not None:
+        lines.append(f"  training: {report['training_j']:.3e} J, {tps:.3e} J per training sample")
+    if ips is not None:
+        lines.append(f"  inference: {ips:.3e} J per sample")
+    return "\n".join(lines)
