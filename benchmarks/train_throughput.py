@@ -3,7 +3,7 @@
 For bp, fa and np, each with --decor none and --decor seed, it times training steps on
 Fashion-MNIST batches of 256 (after warm-up), counts the floating-point operations each step
 performs, and reports samples per second and the fraction of the float32 GEMM rate measured in
-the same run. Run: `make bench` or `.venv/bin/python benchmarks/train_throughput.py [--steps N]`.
+the same run, and the cost of the energy counters. Run: `make bench` or `.venv/bin/python benchmarks/train_throughput.py [--steps N]`.
 
 FLOPs counted per sample, for a dense layer with n_in inputs and n_out outputs (2 per multiply-add):
 forward W x̃: 2·n_in·n_out; backward to the layer below (bp/fa, not layer 0): 2·n_in·n_out;
@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from neurodecorr.data import batches, load_dataset
+from neurodecorr.energy import Counts
 from neurodecorr.engine.config import TrainConfig
 from neurodecorr.engine.state import make_learner
 from neurodecorr.engine.step import train_step
@@ -62,11 +63,14 @@ def flops_per_batch(layers, rule: str, decor: bool, batch: int) -> float:
     return total
 
 
-def time_config(data, rule: str, decor: str, steps: int, batch: int) -> tuple[float, float]:
+def time_config(data, rule: str, decor: str, steps: int, batch: int,
+                counting: bool = False) -> tuple[float, float]:
     cfg = TrainConfig(dataset="fashion-mnist", model="paper-mlp", rule=rule, decor=decor,
                       batch_size=batch)
     spec = load_spec("paper-mlp")
     learner = make_learner(cfg, spec, data.n_features, data.n_classes)
+    if counting:
+        learner.net.device.counts = Counts()
     rng = np.random.default_rng(0)
     idx = list(batches(len(data.y_train), batch, rng))
     buffers: dict = {}
@@ -94,6 +98,8 @@ def main(argv=None) -> int:
             sps, gflops = time_config(data, rule, decor, args.steps, args.batch_size)
             rows.append((rule, decor, sps, gflops))
             print(f"  {rule:3s} {decor:5s} {sps:8.0f} samples/s", file=sys.stderr)
+    counted = {d: time_config(data, "bp", d, args.steps, args.batch_size, counting=True)[0]
+               for d in ("none", "seed")}
     gemm = max(gemm_before, gemm_rate())
     print(f"float32 GEMM (256×1000 @ 1000×1000), best of the runs before and after: {gemm:.0f} GFLOP/s\n")
     print("| rule | decor | samples/s | GFLOP/s | fraction of GEMM | time vs no decor |")
@@ -102,6 +108,11 @@ def main(argv=None) -> int:
     for rule, decor, sps, gflops in rows:
         print(f"| {rule} | {decor} | {sps:.0f} | {gflops:.0f} | {100 * gflops / gemm:.0f} % | "
               f"{plain[rule] / sps:.2f}× |")
+    print("\nEnergy counters on (bp): what `neurodecorr train` runs, against the table above")
+    print("| decor | samples/s counted | samples/s uncounted | slowdown |\n|---|---|---|---|")
+    for decor, sps in counted.items():
+        base = next(s for r, d, s, _ in rows if r == "bp" and d == decor)
+        print(f"| {decor} | {sps:.0f} | {base:.0f} | {100 * (base / sps - 1):+.1f} % |")
     return 0
 
 

@@ -207,7 +207,9 @@ def test_rram_pulses_follow_soft_bounds_and_cycle_noise():
 
 
 def test_rram_weights_stay_within_bounds():
-    dev = CrossbarDevice(_rram(dw_min=0.05), np.random.default_rng(5))
+    profile = _rram(dw_min=0.05)
+    profile = replace(profile, crossbar=replace(profile.crossbar, adapt_range=False))
+    dev = CrossbarDevice(profile, np.random.default_rng(5))
     W = np.zeros((50, 50), F32)
     dev.install("layer0.W", W)
     W[...] = 0.1 * dev.scales["layer0.W"]
@@ -271,3 +273,31 @@ def test_resume_on_a_device_equals_uninterrupted(profile, digits, tmp_path):
     assert [key(r) for r in resumed.epochs] == [key(r) for r in whole.epochs]
     config = json.loads((tmp_path / "whole" / "config.json").read_text())
     assert config["profile"]["name"] == profile and config["train"]["profile"] == profile
+
+
+# ------------------------------------------------------------------ range adaptation
+def test_digital_exponent_adapts_instead_of_saturating():
+    dev = DigitalDevice(DIGITAL, np.random.default_rng(0))
+    W = np.eye(4, dtype=F32)
+    dev.install("layer0.R", W)
+    before = dev.exponents["layer0.R"]
+    dev.write(W, -9.0 * np.eye(4, dtype=F32), "layer0.R")  # the diagonal grows to 10 (range ±4)
+    np.testing.assert_allclose(np.diag(W), 10.0, rtol=0.02)
+    assert dev.exponents["layer0.R"] > before
+    fixed = DigitalDevice(replace(DIGITAL, digital=DigitalSpec(adapt_range=False)), np.random.default_rng(0))
+    W2 = np.eye(4, dtype=F32)
+    fixed.install("layer0.R", W2)
+    fixed.write(W2, -9.0 * np.eye(4, dtype=F32), "layer0.R")
+    assert np.diag(W2).max() < 4.0  # saturated at the fixed range
+
+
+def test_crossbar_scale_adapts_instead_of_clipping():
+    profile = _rram(dw_min=1e-4, dw_min_dtod=0.0, dw_min_ctoc=0.0, up_down_dtod=0.0,
+                    soft_bounds=False, max_pulses=100000)
+    for adapt, grows in ((True, True), (False, False)):
+        p = replace(profile, crossbar=replace(profile.crossbar, adapt_range=adapt))
+        dev = CrossbarDevice(p, np.random.default_rng(0))
+        W = np.full((3, 3), 0.5, F32)
+        dev.install("layer0.W", W)
+        dev.write(W, np.full_like(W, -1.0), "layer0.W")  # to 1.5: beyond the installed range
+        assert (abs(W.mean() - 1.5) < 0.01) == grows

@@ -93,11 +93,27 @@ class CrossbarDevice(IdealDevice):
             super().write(array, delta, key)
             return
         self._noise_sq.pop(key, None)
+        if self.xb.adapt_range:
+            self._adapt_scale(array, delta, key)
         scale = DTYPE(self.scales[key])
         w = array / scale
         change = -delta / scale
         w = self._pcm_update(w, change, key) if self.pcm is not None else self._rram_update(w, change, key)
         np.multiply(w, scale, out=array)
+
+    def _adapt_scale(self, array, delta, key):
+        """Reset the array's digital scale when the written values would leave the device range
+        or use under a quarter of it; the devices are reprogrammed to the same weights."""
+        target_max = float(np.max(np.abs(array - delta))) if array.size else 0.0
+        limit = self._range() * self.scales[key]
+        fitted = max(target_max, 1e-12) * self.xb.weight_headroom / self._range()
+        if target_max > limit or 4 * fitted < self.scales[key]:
+            acc = self.extra.get(f"acc/{key}")
+            if acc is not None:
+                acc *= DTYPE(self.scales[key] / fitted)  # accumulators are in device units
+            self.scales[key] = fitted
+            if self.counts is not None:  # reprogramming every device
+                self.count_writes(key, np.count_nonzero(array), array.size)
 
     def _pcm_update(self, w, change, key):
         acc = self.extra[f"acc/{key}"]

@@ -38,6 +38,15 @@ class DigitalDevice(IdealDevice):
         self.exponents[key] = shared_exponent(max_abs, self.spec.weight_bits, self.spec.weight_headroom)
         array[...] = self._weight_grid(array, key, None)
 
+    def _adapt_exponent(self, key, max_abs):
+        """Raise the exponent before the mantissas saturate; lower it when the values use under
+        a quarter of the range. Either re-establishes the profile's headroom."""
+        current = self.exponents[key]
+        top = 2 ** (self.spec.weight_bits - 1) - 1
+        fitted = shared_exponent(max_abs, self.spec.weight_bits, self.spec.weight_headroom)
+        if max_abs > top * 2.0 ** current or fitted <= current - 2:
+            self.exponents[key] = fitted
+
     def _weight_grid(self, values, key, rng):
         step = 2.0 ** self.exponents[key]
         top = 2 ** (self.spec.weight_bits - 1)
@@ -61,6 +70,8 @@ class DigitalDevice(IdealDevice):
             s = self.spec
             new = fixed_point(target, s.state_bits, s.state_frac_bits, self._rounding_rng())
         else:
+            if self.spec.adapt_range:
+                self._adapt_exponent(key, float(np.max(np.abs(target))) if target.size else 0.0)
             new = self._weight_grid(target, key, self._rounding_rng())
         if self.counts is not None:
             self.count_writes(key, np.count_nonzero(new != array), array.size)

@@ -40,6 +40,7 @@ class DigitalSpec:
     state_frac_bits: int = 12
     modulator_bits: int = 8
     rounding: str = "stochastic"  # stochastic | nearest
+    adapt_range: bool = True
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class CrossbarSpec:
     output_bound: float = 12.0
     output_noise: float = 0.06
     weight_headroom: float = 1.25
+    adapt_range: bool = True
 
 
 @dataclass(frozen=True)
