@@ -20,6 +20,14 @@ def shipped_dirs(kind: str) -> list[Path]:
     return [d for d in (installed, in_checkout) if d.is_dir()]
 
 
+def find_file(name_or_path, kind: str, suffix: str) -> Path | None:
+    """An existing file at `name_or_path`, else the shipped file of that name, else None."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    return shipped_files(kind, suffix).get(str(name_or_path))
+
+
 def shipped_files(kind: str, suffix: str) -> dict[str, Path]:
     """Map of name → file for every shipped file of `kind` ending in `suffix`."""
     files: dict[str, Path] = {}

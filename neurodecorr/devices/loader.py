@@ -20,12 +20,11 @@ import os
 import tomllib
 import typing
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from ..energy.cost import PRICE_KEYS
 from ..errors import ProfileError
-from ..resources import shipped_files
+from ..resources import find_file, shipped_files
 from .profile import CrossbarSpec, DigitalSpec, PCMSpec, Profile, RRAMSpec
 
 KINDS = ("ideal", "digital", "crossbar")
@@ -248,15 +247,12 @@ def profile_names() -> list[str]:
 
 def load_profile(name_or_path: str | os.PathLike) -> Profile:
     """Load a shipped profile by name (e.g. "loihi2") or any profile .toml file by path."""
-    path = Path(name_or_path)
-    if not path.is_file():
-        shipped = shipped_files("hw_profiles", ".toml")
-        if str(name_or_path) not in shipped:
-            raise ProfileError(
-                f"no device profile {json.dumps(str(name_or_path))}: expected a profile .toml file or a "
-                f"shipped profile name ({', '.join(sorted(shipped)) or 'none found'}); found neither"
-            )
-        path = shipped[str(name_or_path)]
+    path = find_file(name_or_path, "hw_profiles", ".toml")
+    if path is None:
+        raise ProfileError(
+            f"no device profile {json.dumps(str(name_or_path))}: expected a profile .toml file or a "
+            f"shipped profile name ({', '.join(profile_names()) or 'none found'}); found neither"
+        )
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)

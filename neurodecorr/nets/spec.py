@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import SpecError
-from ..resources import shipped_files
+from ..resources import find_file, shipped_files
 from .activations import ACTIVATIONS
 from .losses import LOSSES
 
@@ -127,15 +127,12 @@ def model_names() -> list[str]:
 
 def load_spec(name_or_path: str | os.PathLike) -> NetSpec:
     """Load a shipped spec by name (e.g. "paper-mlp") or any spec file by path."""
-    path = Path(name_or_path)
-    if not path.is_file():
-        shipped = shipped_files("models", ".yaml")
-        if str(name_or_path) not in shipped:
-            raise SpecError(
-                f"no network spec '{name_or_path}': not a file, and not a shipped model "
-                f"(shipped: {', '.join(sorted(shipped)) or 'none found'})"
-            )
-        path = shipped[str(name_or_path)]
+    path = find_file(name_or_path, "models", ".yaml")
+    if path is None:
+        raise SpecError(
+            f"no network spec '{name_or_path}': not a file, and not a shipped model "
+            f"(shipped: {', '.join(model_names()) or 'none found'})"
+        )
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
