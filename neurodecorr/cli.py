@@ -5,6 +5,7 @@
     neurodecorr datasets      # the known datasets
     neurodecorr profiles [NAME]   # the shipped device profiles, or one of them resolved
     neurodecorr energy RUN [--profile NAME]   # a run's energy report, or re-priced for another chip
+    neurodecorr deploy RUN --backend lava --samples 200 --steps 32   # run it on Lava's Loihi simulator
 
 Errors that neurodecorr raises on purpose print as one line (exit status 2); a diverging run
 exits with status 3 and keeps its last good checkpoint.
@@ -114,6 +115,16 @@ def _cmd_energy(args) -> int:
     return 0
 
 
+def _cmd_deploy(args) -> int:
+    from .backends.deploy import deploy_lava
+
+    if args.backend != "lava":
+        raise NeurodecorrError(f"unknown backend {args.backend!r}; available: lava")
+    deploy_lava(args.run, samples=args.samples, steps=args.steps, vth=args.vth,
+                frac_bits=args.frac_bits)
+    return 0
+
+
 def _cmd_datasets(args) -> int:
     from .data import DATASETS
 
@@ -129,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     sub.add_parser("models", help="list the shipped network specs")
     sub.add_parser("datasets", help="list the known datasets")
+    dep = sub.add_parser("deploy", help="run a trained network on a backend (Lava's Loihi simulator)")
+    dep.add_argument("run", help="a run directory written by `neurodecorr train`")
+    dep.add_argument("--backend", default="lava", help="lava [%(default)s]")
+    dep.add_argument("--samples", type=int, default=200, help="test samples to run [%(default)s]")
+    dep.add_argument("--steps", type=int, default=32, help="time steps per sample [%(default)s]")
+    dep.add_argument("--vth", type=int, default=0,
+                     help="SigmaDelta threshold: 0 sends every change (exact); larger is sparser [%(default)s]")
+    dep.add_argument("--frac-bits", type=int, default=6,
+                     help="fractional bits of the fixed-point activations [%(default)s]")
     energy = sub.add_parser("energy", help="print a run's energy report, or re-price it for another profile")
     energy.add_argument("run", help="a run directory written by `neurodecorr train`")
     energy.add_argument("--profile", help="price the same operation counts for this profile")
@@ -140,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": _cmd_train, "models": _cmd_models, "datasets": _cmd_datasets,
-                "profiles": _cmd_profiles, "energy": _cmd_energy}
+                "profiles": _cmd_profiles, "energy": _cmd_energy, "deploy": _cmd_deploy}
     try:
         return handlers[args.command](args)
     except DivergenceError as exc:

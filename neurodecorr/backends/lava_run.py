@@ -15,9 +15,13 @@ from .lava_compat import import_lava
 from .sigma_delta import IntNet, Trace
 
 
-def run_lava(net: IntNet, stream: np.ndarray, record: bool = False):
+def run_lava(net: IntNet, stream: np.ndarray, record: bool = False, reset_every: int | None = None):
     """Run one input stream (n_in, T) through Lava. Returns the output layer's act after every
-    step (T, n_out), and, with record, the Trace of every layer (T, n, 1) as `emulate` gives."""
+    step (T, n_out), and, with record, the Trace of every layer (T, n, 1) as `emulate` gives.
+
+    reset_every: set every neuron's state (sigma, act, residue) back to zero every so many
+    steps, between `run` calls, so that each sample starts from rest (see `deploy`).
+    """
     import_lava()
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -28,7 +32,7 @@ def run_lava(net: IntNet, stream: np.ndarray, record: bool = False):
 
     n_steps = stream.shape[1]
     source = RingBuffer(data=stream.astype(np.int32))
-    port, neurons = source.s_out, []
+    port, neurons, denses = source.s_out, [], []
     for layer in net.layers:
         dense = Dense(weights=layer.weights, weight_exp=layer.weight_exp, num_message_bits=24)
         sd = SigmaDelta(shape=(layer.weights.shape[0],), vth=net.vth, bias=layer.bias,
@@ -37,6 +41,7 @@ def run_lava(net: IntNet, stream: np.ndarray, record: bool = False):
         dense.a_out.connect(sd.a_in)
         port = sd.s_out
         neurons.append(sd)
+        denses.append(dense)
     watched = neurons if record else neurons[-1:]
     monitors = []
     for sd in watched:
@@ -44,10 +49,18 @@ def run_lava(net: IntNet, stream: np.ndarray, record: bool = False):
         m_act.probe(sd.act, n_steps)
         m_out.probe(sd.s_out, n_steps)
         monitors.append((sd, m_act, m_out))
-    source.run(condition=RunSteps(num_steps=n_steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+    run_cfg = Loihi2SimCfg(select_tag="fixed_pt")
+    chunk = reset_every or n_steps
     try:
+        for start in range(0, n_steps, chunk):
+            if start:
+                for sd, dense in zip(neurons, denses):
+                    zeros = np.zeros(sd.sigma.shape, dtype=np.int32)
+                    for var in (sd.sigma, sd.act, sd.residue, dense.a_buff):
+                        var.set(zeros)
+            source.run(condition=RunSteps(num_steps=min(chunk, n_steps - start)), run_cfg=run_cfg)
         acts, outs = [], []
-        for sd, m_act, m_out in monitors:
+        for sd, m_act, m_out in monitors:  # noqa: B007
             acts.append(np.asarray(m_act.get_data()[sd.name]["act"]).astype(np.int64))
             outs.append(np.asarray(m_out.get_data()[sd.name]["s_out"]).astype(np.int64))
     finally:
