@@ -6,6 +6,7 @@
     neurodecorr profiles [NAME]   # the shipped device profiles, or one of them resolved
     neurodecorr energy RUN [--profile NAME]   # a run's energy report, or re-priced for another chip
     neurodecorr deploy RUN --backend lava --samples 200 --steps 32   # run it on Lava's Loihi simulator
+    neurodecorr export RUN --format nir FILE   # the deployed network as a NIR graph
 
 Errors that neurodecorr raises on purpose print as one line (exit status 2); a diverging run
 exits with status 3 and keeps its last good checkpoint.
@@ -125,6 +126,16 @@ def _cmd_deploy(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from .backends.nir_export import export_nir
+
+    if args.format != "nir":
+        raise NeurodecorrError(f"unknown export format {args.format!r}; available: nir")
+    graph, _ = export_nir(args.run, args.file, frac_bits=args.frac_bits)
+    print(f"wrote {args.file}: NIR graph of {len(graph.nodes)} nodes")
+    return 0
+
+
 def _cmd_datasets(args) -> int:
     from .data import DATASETS
 
@@ -149,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="SigmaDelta threshold: 0 sends every change (exact); larger is sparser [%(default)s]")
     dep.add_argument("--frac-bits", type=int, default=6,
                      help="fractional bits of the fixed-point activations [%(default)s]")
+    exp = sub.add_parser("export", help="write the deployed network in another format (NIR)")
+    exp.add_argument("run", help="a run directory written by `neurodecorr train`")
+    exp.add_argument("--format", default="nir", help="nir [%(default)s]")
+    exp.add_argument("file", help="the file to write (e.g. net.nir)")
+    exp.add_argument("--frac-bits", type=int, default=6, help="as for deploy [%(default)s]")
     energy = sub.add_parser("energy", help="print a run's energy report, or re-price it for another profile")
     energy.add_argument("run", help="a run directory written by `neurodecorr train`")
     energy.add_argument("--profile", help="price the same operation counts for this profile")
@@ -160,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": _cmd_train, "models": _cmd_models, "datasets": _cmd_datasets,
-                "profiles": _cmd_profiles, "energy": _cmd_energy, "deploy": _cmd_deploy}
+                "profiles": _cmd_profiles, "energy": _cmd_energy, "deploy": _cmd_deploy,
+                "export": _cmd_export}
     try:
         return handlers[args.command](args)
     except DivergenceError as exc:

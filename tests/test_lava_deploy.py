@@ -81,3 +81,78 @@ def test_sequential_samples_give_identical_predictions(digits):
     # without resets the floors of many messages accumulate: still bit-exact, but drifting
     drifting = sample_stream(x_int, steps, resets=False)
     np.testing.assert_array_equal(run_lava(net, drifting), emulate(net, drifting))
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("deploy") / "run"
+    done = subprocess.run([sys.executable, "-m", "neurodecorr", "train", "--dataset", "digits",
+                           "--rule", "fa", "--decor", "seed", "--epochs", "2", "--batch-size", "32",
+                           "--lr", "1e-3", "--decor-lr", "1e-3", "--out", str(out), "--quiet"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_deploy_cli_writes_its_report(trained_run):
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "neurodecorr", "deploy", str(trained_run),
+                           "--backend", "lava", "--samples", "30", "--steps", "5"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((trained_run / "deploy-lava.json").read_text())
+    for key in ("accuracy", "rate_accuracy", "agreement", "samples", "steps", "energy_per_sample_j"):
+        assert key in report
+    assert report["agreement"] == 1.0 and report["outputs_identical"]
+    assert report["samples"] == 30 and report["steps"] == 5
+    assert report["accuracy"] >= report["rate_accuracy"] - 0.1
+    assert report["energy_per_sample_j"] > 0 and report["per_sample"]["messages"] > 0
+
+
+def test_folding_decorrelation_preserves_the_function(trained_run):
+    from neurodecorr.backends.deploy import load_run
+    from neurodecorr.backends.fold import fold, folded_forward
+    from neurodecorr.nets.network import predict
+
+    _, learner, data = load_run(trained_run)
+    assert any(layer.R is not None for layer in learner.net.layers)
+    folded = folded_forward(fold(learner.net), data.x_test[:50])
+    np.testing.assert_allclose(folded, predict(learner.net, data.x_test[:50]), rtol=1e-4, atol=1e-4)
+
+
+def test_nir_export_reads_back_with_the_deployed_weights(trained_run, tmp_path):
+    import nir
+
+    from neurodecorr.backends.nir_export import deployed_float_layers, export_nir
+
+    _, net_int = export_nir(trained_run, tmp_path / "net.nir")
+    graph = nir.read(tmp_path / "net.nir")
+    layers = deployed_float_layers(net_int)
+    chain = ["input"] + [n for i in range(len(layers)) for n in (f"affine{i}", f"if{i}")][:-1] + ["output"]
+    assert sorted(graph.edges) == sorted(zip(chain[:-1], chain[1:]))
+    scale = 1.0
+    for i, (W, b) in enumerate(layers):
+        node = graph.nodes[f"affine{i}"]
+        assert isinstance(node, nir.Affine)
+        np.testing.assert_allclose(node.weight, W * scale, rtol=1e-6)
+        np.testing.assert_allclose(node.bias, b, rtol=1e-6)
+        if i < len(layers) - 1:
+            neuron = graph.nodes[f"if{i}"]
+            assert isinstance(neuron, nir.IF)
+            scale = float(neuron.v_threshold[0])
+    # as a rate-coded network (IF ≈ ReLU/θ) the graph computes the deployed network exactly
+    x = np.random.default_rng(0).standard_normal((5, layers[0][0].shape[1]))
+    a, ref = x, x
+    for i, (W, b) in enumerate(layers):
+        node = graph.nodes[f"affine{i}"]
+        h, ref_h = a @ node.weight.T + node.bias, ref @ W.T + b
+        if i < len(layers) - 1:
+            a = np.maximum(h, 0) / graph.nodes[f"if{i}"].v_threshold
+            ref = np.maximum(ref_h, 0)
+    np.testing.assert_allclose(h, ref_h, rtol=1e-4, atol=1e-5)

@@ -87,13 +87,15 @@ def quantise(layers: list[FoldedLayer], frac_bits: int = 6, vth: int = 0) -> Int
 
 
 def _wrap32(x: np.ndarray) -> np.ndarray:
-    return ((x.astype(np.int64) + 2**31) % 2**32 - 2**31).astype(INT32)
+    """Integral float64 values → int32 with two's-complement wrap-around."""
+    return x.astype(np.int64).astype(INT32)  # int64 → int32 keeps the low 32 bits
 
 
 def _dense(W: np.ndarray, s: np.ndarray, weight_exp: int) -> np.ndarray:
-    """(W · s) shifted, int32 with wrap-around; s (n_in, B). Exact via a float64 GEMM while the
-    sums stay below 2^53 (|W| ≤ 256, |s| < 2^31, n_in < 2^14 keeps them there)."""
-    acc = _wrap32(np.rint(W.astype(np.float64) @ s.astype(np.float64)))
+    """(W · s) shifted, int32 with wrap-around; W float64 holding the integer weights, s (n_in, B).
+    Exact via a float64 GEMM while the sums stay below 2^53 (|W| ≤ 256, |s| < 2^31,
+    n_in < 2^14 keeps them there)."""
+    acc = _wrap32(W @ s.astype(np.float64))
     return np.left_shift(acc, weight_exp) if weight_exp > 0 else np.right_shift(acc, -weight_exp)
 
 
@@ -123,6 +125,7 @@ def emulate(net: IntNet, stream: np.ndarray, record: bool = False, tally: dict |
     act = [np.zeros_like(b) for b in a_buff]
     residue = [np.zeros_like(b) for b in a_buff]
     vth = INT32(net.vth)
+    weights = [l.weights.astype(np.float64) for l in net.layers]
     outputs = np.zeros((n_steps, net.layers[-1].weights.shape[0], batch), INT32)
     trace = Trace([[] for _ in net.layers], [[] for _ in net.layers]) if record else None
     if tally is not None:
@@ -133,7 +136,7 @@ def emulate(net: IntNet, stream: np.ndarray, record: bool = False, tally: dict |
         for i, layer in enumerate(net.layers):
             if tally is not None:
                 tally["acs"][i] += int(np.count_nonzero(s)) * layer.weights.shape[0]
-            a_in, a_buff[i] = a_buff[i], _dense(layer.weights, s, layer.weight_exp)
+            a_in, a_buff[i] = a_buff[i], _dense(weights[i], s, layer.weight_exp)
             sigma[i] = sigma[i] + a_in
             pre = sigma[i] + layer.bias[:, None]
             new = np.maximum(pre, INT32(0)) if layer.relu else pre
@@ -178,6 +181,6 @@ def integer_ann(net: IntNet, x_int: np.ndarray) -> np.ndarray:
     """The closed form the vth = 0 network converges to: relu((W a) >> m + b) layer by layer."""
     a = x_int.T.astype(INT32)
     for layer in net.layers:
-        pre = _dense(layer.weights, a, layer.weight_exp) + layer.bias[:, None]
+        pre = _dense(layer.weights.astype(np.float64), a, layer.weight_exp) + layer.bias[:, None]
         a = np.maximum(pre, INT32(0)) if layer.relu else pre
     return a.T
