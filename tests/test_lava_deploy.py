@@ -21,9 +21,11 @@ def _random_net(rng, sign):
             raw = np.abs(raw)
         elif sign == "inhibitory":
             raw = -np.abs(raw)
-        layers.append(IntLayer(lava_weight_grid(raw), int(rng.integers(-4, 3)),
+        bits = int(rng.choice([5, 6, 7, 8]))
+        layers.append(IntLayer(lava_weight_grid(raw, bits), int(rng.integers(-4, 3)),
                                rng.integers(-3000, 3000, sizes[i + 1]).astype(np.int32),
-                               relu=bool(rng.integers(0, 2)) or i < len(sizes) - 2))
+                               relu=bool(rng.integers(0, 2)) or i < len(sizes) - 2,
+                               weight_bits=bits))
     return IntNet(tuple(layers), frac_bits=6, vth=int(rng.choice([0, 1, 7, 60]))), sizes[0]
 
 

@@ -64,7 +64,9 @@ def deploy_lava(run_dir, samples: int = 200, steps: int = 32, vth: int = 0, frac
                        f"activations {sorted(unsupported)} cannot be deployed")
     x, y = data.x_test[:samples], data.y_test[:samples]
     layers = fold(learner.net)
-    net = quantise(_relu_variant(layers), frac_bits=frac_bits, vth=vth)
+    profile = load_profile("loihi2")
+    net = quantise(_relu_variant(layers), frac_bits=frac_bits, vth=vth,
+                   weight_bits=profile.digital.weight_bits)
     n_layers = len(net.layers)
     if steps <= n_layers:
         log(f"note: {steps} steps per sample is not enough for an input to cross {n_layers} "
@@ -97,7 +99,6 @@ def deploy_lava(run_dir, samples: int = 200, steps: int = 32, vth: int = 0, frac
     full_seconds = time.perf_counter() - t0
     emulator_full_accuracy = float(np.mean(np.concatenate(full) == data.y_test))
 
-    profile = load_profile("loihi2")
     price = {k: float(profile.energy[PRICE_KEYS[k]]) * PJ for k in ("acs", "messages", "neuron_updates")}
     per_sample = {k: sum(v) / samples for k, v in tally.items()}
     energy = sum(per_sample[k] * price[k] for k in price)
@@ -108,6 +109,7 @@ def deploy_lava(run_dir, samples: int = 200, steps: int = 32, vth: int = 0, frac
         "steps": steps,
         "vth": vth,
         "frac_bits": frac_bits,
+        "weight_bits": profile.digital.weight_bits,
         "accuracy": float(np.mean(lava_pred == y)),
         "rate_accuracy": rate_accuracy,
         "relu_float_accuracy": relu_accuracy,

@@ -34,7 +34,8 @@ def run_lava(net: IntNet, stream: np.ndarray, record: bool = False, reset_every:
     source = RingBuffer(data=stream.astype(np.int32))
     port, neurons, denses = source.s_out, [], []
     for layer in net.layers:
-        dense = Dense(weights=layer.weights, weight_exp=layer.weight_exp, num_message_bits=24)
+        dense = Dense(weights=layer.weights, weight_exp=layer.weight_exp, num_message_bits=24,
+                      num_weight_bits=layer.weight_bits)
         sd = SigmaDelta(shape=(layer.weights.shape[0],), vth=net.vth, bias=layer.bias,
                         act_mode=ActivationMode.RELU if layer.relu else ActivationMode.UNIT)
         port.connect(dense.s_in)

@@ -46,6 +46,7 @@ class IntLayer:
     weight_exp: int
     bias: np.ndarray     # int32 (n_out,)
     relu: bool
+    weight_bits: int = 8  # Lava Dense's num_weight_bits
 
 
 @dataclass(frozen=True)
@@ -64,25 +65,26 @@ def lava_weight_grid(W_int: np.ndarray, num_weight_bits: int = 8) -> np.ndarray:
     num_weight_bits (one bit fewer for mixed signs)."""
     W = np.asarray(W_int, dtype=np.int64)
     mixed = int(bool((W < 0).any() and (W > 0).any()))
-    if mixed:
-        W = np.clip(W, -256, 255)
-    elif (W < 0).any():
-        W = np.clip(W, -255, 0)
-    else:
-        W = np.clip(W, 0, 255)
+    inhibitory = not mixed and bool((W < 0).any())
+    if inhibitory:  # Lava clips and truncates the magnitudes of inhibitory weights
+        W = -W
+    W = np.clip(W, -256, 255) if mixed else np.clip(W, 0, 255)
     k = 8 - num_weight_bits + mixed
-    return ((W >> k) << k).astype(INT32)
+    W = (W >> k) << k  # an arithmetic shift: floor, for mixed-sign weights too
+    return (-W if inhibitory else W).astype(INT32)
 
 
-def quantise(layers: list[FoldedLayer], frac_bits: int = 6, vth: int = 0) -> IntNet:
-    """Fixed-point network for Lava from a folded float network."""
+def quantise(layers: list[FoldedLayer], frac_bits: int = 6, vth: int = 0,
+             weight_bits: int = 8) -> IntNet:
+    """Fixed-point network for Lava from a folded float network: per layer, the largest m with
+    max|W'|·2^m ≤ 255, weights on Lava's `weight_bits` grid, weight_exp = −m."""
     out = []
     for i, layer in enumerate(layers):
         max_abs = float(np.max(np.abs(layer.W))) or 1.0
         m = int(np.floor(np.log2(255.0 / max_abs)))
-        W_int = lava_weight_grid(np.rint(layer.W * 2.0 ** m).astype(np.int64))
+        W_int = lava_weight_grid(np.rint(layer.W * 2.0 ** m).astype(np.int64), weight_bits)
         bias = np.rint(layer.b * 2.0 ** frac_bits).astype(INT32)
-        out.append(IntLayer(W_int, -m, bias, relu=i < len(layers) - 1))
+        out.append(IntLayer(W_int, -m, bias, relu=i < len(layers) - 1, weight_bits=weight_bits))
     return IntNet(tuple(out), frac_bits, vth)
 
 
