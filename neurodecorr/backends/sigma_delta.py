@@ -137,7 +137,7 @@ def emulate(net: IntNet, stream: np.ndarray, record: bool = False, tally: dict |
         s = stream[:, :, t].astype(INT32)
         for i, layer in enumerate(net.layers):
             if tally is not None:
-                tally["acs"][i] += int(np.count_nonzero(s)) * layer.weights.shape[0]
+                tally["acs"][i] += int(np.count_nonzero(s != 0)) * layer.weights.shape[0]
             a_in, a_buff[i] = a_buff[i], _dense(weights[i], s, layer.weight_exp)
             sigma[i] = sigma[i] + a_in
             pre = sigma[i] + layer.bias[:, None]
@@ -147,7 +147,7 @@ def emulate(net: IntNet, stream: np.ndarray, record: bool = False, tally: dict |
             residue[i] = delta - s
             act[i] = new
             if tally is not None:
-                tally["messages"][i] += int(np.count_nonzero(s))
+                tally["messages"][i] += int(np.count_nonzero(s != 0))
                 tally["neuron_updates"][i] += s.size
             if record:
                 trace.s_out[i].append(s.copy())

@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..numerics import DTYPE
+from ..energy.counters import nonzero
 from .ideal import IdealDevice
 from .quantise import stochastic_round
 
@@ -113,7 +114,7 @@ class CrossbarDevice(IdealDevice):
                 acc *= DTYPE(self.scales[key] / fitted)  # accumulators are in device units
             self.scales[key] = fitted
             if self.counts is not None:  # reprogramming every device
-                self.count_writes(key, np.count_nonzero(array), array.size)
+                self.count_writes(key, nonzero(array), array.size)
 
     def _pcm_update(self, w, change, key):
         acc = self.extra[f"acc/{key}"]
@@ -122,7 +123,7 @@ class CrossbarDevice(IdealDevice):
         n = np.trunc(acc / eps)
         moved = n != 0
         if self.counts is not None:
-            self.count_writes(key, np.count_nonzero(moved), w.size)
+            self.count_writes(key, int(np.count_nonzero(moved)), w.size)
         if moved.any():
             inc = n[moved] * eps
             acc[moved] -= inc
@@ -137,7 +138,7 @@ class CrossbarDevice(IdealDevice):
                     -r.max_pulses, r.max_pulses)
         moved = n != 0
         if self.counts is not None:
-            self.count_writes(key, np.count_nonzero(moved), w.size)
+            self.count_writes(key, int(np.count_nonzero(moved)), w.size)
         if moved.any():
             n_m, w_m, dw_m, ud_m = n[moved], w[moved], dw[moved], ud[moved]
             up = n_m > 0

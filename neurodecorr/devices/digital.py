@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..energy.counters import nonzero
 from .ideal import IdealDevice
 from .quantise import block_float, fixed_point, shared_exponent, to_grid
 
@@ -74,7 +75,7 @@ class DigitalDevice(IdealDevice):
                 self._adapt_exponent(key, float(np.max(np.abs(target))) if target.size else 0.0)
             new = self._weight_grid(target, key, self._rounding_rng())
         if self.counts is not None:
-            self.count_writes(key, np.count_nonzero(new != array), array.size)
+            self.count_writes(key, nonzero(new - array), array.size)
         array[...] = new
 
     def state_arrays(self):

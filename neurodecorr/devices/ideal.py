@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..energy.counters import Counts, layer_of
+from ..energy.counters import Counts, layer_of, nonzero
 
 
 
@@ -58,7 +58,7 @@ class IdealDevice:
         """A product of the batch x (B, n_in) with an array of n_out outputs."""
         c, layer = self.counts, layer_of(key)
         c.add(layer, "dense_synops", x.size * n_out)
-        c.add(layer, "effective_synops", np.count_nonzero(x) * n_out)
+        c.add(layer, "effective_synops", nonzero(x) * n_out)
         c.add_product(layer, len(x), x.shape[-1], n_out)
 
     def count_neurons(self, key: str, h: np.ndarray, out: np.ndarray) -> None:
@@ -66,7 +66,7 @@ class IdealDevice:
         if self.counts is not None:
             layer = layer_of(key)
             self.counts.add(layer, "neuron_updates", h.size)
-            self.counts.add(layer, "messages", np.count_nonzero(out))
+            self.counts.add(layer, "messages", nonzero(out))
 
     def count_update(self, modulator: np.ndarray, pre: np.ndarray, key: str) -> None:
         """Forming an update e·preᵀ: B·n_out·n_in multiply-accumulates where a processor does it."""
@@ -93,7 +93,7 @@ class IdealDevice:
         some device's `write`; devices that quantise or add noise override it. Counted: every
         synapse with a nonzero change."""
         if self.counts is not None:
-            self.count_writes(key, np.count_nonzero(delta), array.size)
+            self.count_writes(key, nonzero(delta), array.size)
         np.subtract(array, delta, out=array)
 
     def inference(self) -> "IdealDevice":

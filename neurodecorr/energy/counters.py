@@ -29,11 +29,19 @@ import re
 from collections import defaultdict
 from contextlib import contextmanager
 
+import numpy as np
+
 PHASES = ("inference", "learning_forward", "feedback", "decorrelation", "weight_update")
 TRAINING_PHASES = PHASES[1:]
 KINDS = ("dense_synops", "effective_synops", "update_macs", "neuron_updates", "messages",
          "synapse_writes", "written_synapses")
 _LAYER = re.compile(r"(\d+)")
+
+
+def nonzero(x) -> int:
+    """How many entries of x are nonzero. `np.count_nonzero(x != 0)`: on float32 arrays about
+    twenty times faster here than `np.count_nonzero(x)`, and −0.0 counts as zero."""
+    return int(np.count_nonzero(x != 0))
 
 
 def layer_of(key: str) -> int:
