@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     dep.add_argument("--samples", type=int, default=200, help="test samples to run [%(default)s]")
     dep.add_argument("--steps", type=int, default=32, help="time steps per sample [%(default)s]")
     dep.add_argument("--vth", type=int, default=0,
-                     help="SigmaDelta threshold: 0 sends every change (exact); larger is sparser [%(default)s]")
+                     help="SigmaDelta threshold (fixed-point units): 0 sends every change; larger sends fewer messages [%(default)s]")
     dep.add_argument("--frac-bits", type=int, default=6,
                      help="fractional bits of the fixed-point activations [%(default)s]")
     exp = sub.add_parser("export", help="write the deployed network in another format (NIR)")
