@@ -7,6 +7,8 @@
     neurodecorr energy RUN [--profile NAME]   # a run's energy report, or re-priced for another chip
     neurodecorr deploy RUN --backend lava --samples 200 --steps 32   # run it on Lava's Loihi simulator
     neurodecorr export RUN --format nir FILE   # the deployed network as a NIR graph
+    neurodecorr sweep sweeps/demo.yaml --out runs/demo [--scheduler tcp://host:8786]
+    neurodecorr report runs/demo   # rebuild results.md, pareto.png, curves.png
 
 Errors that neurodecorr raises on purpose print as one line (exit status 2); a diverging run
 exits with status 3 and keeps its last good checkpoint.
@@ -136,6 +138,39 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from .sweep import load_sweep, report, run_sweep
+
+    sweep = load_sweep(args.file)
+    summaries = run_sweep(sweep, args.out, scheduler=args.scheduler, workers=args.workers)
+    _print_report(args.out, report(args.out))
+    failed = [s for s in summaries if s["status"] == "failed"]
+    return 1 if failed else 0
+
+
+def _print_report(out, result) -> None:
+    from pathlib import Path
+
+    rows, agg = result
+    print(Path(out, "results.md").read_text())
+    if agg:
+        print(f"plots: {Path(out, 'pareto.png')}, {Path(out, 'curves.png')}")
+    unfinished = [r["run"] for r in rows if r["status"] != "finished"]
+    if unfinished:
+        print(f"not finished: {', '.join(unfinished)}")
+
+
+def _cmd_report(args) -> int:
+    from pathlib import Path
+
+    from .sweep import report
+
+    if not Path(args.dir).is_dir():
+        raise NeurodecorrError(f"{args.dir} is not a directory of sweep runs")
+    _print_report(args.dir, report(args.dir))
+    return 0
+
+
 def _cmd_datasets(args) -> int:
     from .data import DATASETS
 
@@ -165,6 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", default="nir", help="nir [%(default)s]")
     exp.add_argument("file", help="the file to write (e.g. net.nir)")
     exp.add_argument("--frac-bits", type=int, default=6, help="as for deploy [%(default)s]")
+    sw = sub.add_parser("sweep", help="run a grid of training runs on Dask, then report")
+    sw.add_argument("file", help="a sweep file (see sweeps/demo.yaml)")
+    sw.add_argument("--out", required=True, help="directory for the runs and the results")
+    sw.add_argument("--scheduler", help="address of an existing Dask scheduler (tcp://host:8786); "
+                                         "default: a LocalCluster on this machine")
+    sw.add_argument("--workers", type=int, help="LocalCluster workers [one per core]")
+    rep = sub.add_parser("report", help="rebuild a sweep's results table and plots from its runs")
+    rep.add_argument("dir", help="the sweep's --out directory")
     energy = sub.add_parser("energy", help="print a run's energy report, or re-price it for another profile")
     energy.add_argument("run", help="a run directory written by `neurodecorr train`")
     energy.add_argument("--profile", help="price the same operation counts for this profile")
@@ -177,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": _cmd_train, "models": _cmd_models, "datasets": _cmd_datasets,
                 "profiles": _cmd_profiles, "energy": _cmd_energy, "deploy": _cmd_deploy,
-                "export": _cmd_export}
+                "export": _cmd_export, "sweep": _cmd_sweep, "report": _cmd_report}
     try:
         return handlers[args.command](args)
     except DivergenceError as exc:

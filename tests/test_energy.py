@@ -38,16 +38,16 @@ def test_exact_counts_of_a_forward_pass_and_a_silent_layer():
     with net.device.counts.during("inference"):
         forward(net, x)
     c = net.device.counts
-    assert c.total("inference", "dense_synops", 0) == 3 * 4 * 3
-    assert c.total("inference", "effective_synops", 0) == 8 * 3
-    assert c.total("inference", "dense_synops", 1) == 3 * 3 * 2
-    assert c.total("inference", "effective_synops", 1) == 0  # all hidden outputs are zero
+    assert c.total("inference", "dense_synops", "0") == 3 * 4 * 3
+    assert c.total("inference", "effective_synops", "0") == 8 * 3
+    assert c.total("inference", "dense_synops", "1") == 3 * 3 * 2
+    assert c.total("inference", "effective_synops", "1") == 0  # all hidden outputs are zero
     assert c.total("inference", "neuron_updates") == 3 * 3 + 3 * 2
-    assert c.total("inference", "messages", 0) == 0
-    assert c.total("inference", "messages", 1) == 3  # outputs = bias = (0.5, 0) per sample
+    assert c.total("inference", "messages", "0") == 0
+    assert c.total("inference", "messages", "1") == 3  # outputs = bias = (0.5, 0) per sample
     # a silent layer costs no accumulates on an event-driven chip, but full MACs on a crossbar
-    loihi = operations(c, load_profile("loihi2"), "inference", layer=1)
-    pcm = operations(c, load_profile("analog-pcm"), "inference", layer=1)
+    loihi = operations(c, load_profile("loihi2"), "inference", layer="1")
+    pcm = operations(c, load_profile("analog-pcm"), "inference", layer="1")
     assert loihi["acs"] == 0
     assert pcm["macs"] == 18 and pcm["adc_conversions"] == 3 * 2 and pcm["dac_conversions"] == 3 * 3
 
@@ -123,6 +123,12 @@ def test_energy_json_totals_add_up(digits_run):
             assert n == sum(layer[phase]["counts"].get(kind, 0)
                             for layer in report["layers"].values() if phase in layer)
     assert report["training_j"] > 0 and report["inference_per_sample_j"] > 0
+    # decorrelation stages are their own layers; deployed, they fold away
+    assert list(report["layers"])[:2] == ["0R", "0"]
+    folded = sum(entry["inference"]["joules"] for label, entry in report["layers"].items()
+                 if not label.endswith("R"))
+    assert report["inference_folded_per_sample_j"] == pytest.approx(folded / 360)
+    assert report["inference_folded_per_sample_j"] < report["inference_per_sample_j"]
 
 
 def test_repricing_changes_joules_not_counts(digits_run):
@@ -152,7 +158,7 @@ def test_every_shipped_profile_prices_what_its_chip_performs(name, digits):
 def test_a_missing_price_is_an_error_not_a_zero():
     profile = load_profile("loihi2")
     counts = Counts()
-    counts.add(0, "effective_synops", 10)
+    counts.add("0", "effective_synops", 10)
     stripped = type(profile)(**{**profile.__dict__, "energy": {}})
     with pytest.raises(PricingError, match="ac_pj"):
         joules(operations(counts, stripped), stripped)

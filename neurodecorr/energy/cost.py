@@ -23,7 +23,7 @@ adc_conversion_pj, dac_conversion_pj. A profile must price every operation its k
 from __future__ import annotations
 
 from ..errors import NeurodecorrError
-from .counters import PHASES, TRAINING_PHASES, Counts
+from .counters import PHASES, TRAINING_PHASES, Counts, layer_sort_key
 
 PRICE_KEYS = {
     "macs": "mac_pj",
@@ -115,9 +115,11 @@ def build_report(counts: Counts, profile) -> dict:
     """The energy report of a run (what energy.json holds)."""
     phases = {phase: _entry(counts, profile, phase=phase) for phase in PHASES}
     layers = {}
-    for layer in sorted({l for (_, l, _) in counts.table}):
-        layers[str(layer)] = {phase: _entry(counts, profile, phase, layer) for phase in PHASES
-                              if any(p == phase and l == layer for (p, l, _) in counts.table)}
+    for layer in sorted({l for (_, l, _) in counts.table}, key=layer_sort_key):
+        layers[layer] = {phase: _entry(counts, profile, phase, layer) for phase in PHASES
+                         if any(p == phase and l == layer for (p, l, _) in counts.table)}
+    folded = sum(entry["inference"]["joules"] for label, entry in layers.items()
+                 if not label.endswith("R") and "inference" in entry)
     training_j = sum(phases[p]["joules"] for p in TRAINING_PHASES)
     n_train, n_test = counts.samples["training"], counts.samples["inference"]
     inference = phases["inference"]["counts"]
@@ -126,6 +128,8 @@ def build_report(counts: Counts, profile) -> dict:
         "training_j": training_j,
         "training_per_sample_j": training_j / n_train if n_train else None,
         "inference_per_sample_j": phases["inference"]["joules"] / n_test if n_test else None,
+        # deployed, each R and μ is folded into the next layer's weights (backends/fold.py):
+        "inference_folded_per_sample_j": folded / n_test if n_test else None,
         "samples": {"training": n_train, "inference": n_test},
         "phases": phases,
         "layers": layers,
@@ -151,5 +155,8 @@ def format_report(report: dict) -> str:
     if tps is not None:
         lines.append(f"  training: {report['training_j']:.3e} J, {tps:.3e} J per training sample")
     if ips is not None:
-        lines.append(f"  inference: {ips:.3e} J per sample")
+        folded = report.get("inference_folded_per_sample_j")
+        lines.append(f"  inference: {ips:.3e} J per sample"
+                     + (f" ({folded:.3e} with decorrelation folded into the weights)"
+                        if folded is not None and folded < ips else ""))
     return "\n".join(lines)

@@ -6,6 +6,9 @@ what it costs on one chip: `energy.cost` turns them into the operations a given 
 performs (MACs, event-driven ACs, conversions, memory traffic) and prices those, so the same
 counts can be re-priced for another profile.
 
+Layers are labels: "3" for dense layer 3 (its weights, biases and feedback matrices) and "3R"
+for the decorrelation stage before it.
+
 Phases: inference (the forward pass of an evaluation), learning_forward (training forward
 passes; node perturbation's noisy pass too), feedback (BP/FA backward passes, DFA's direct
 projections), decorrelation (R's updates, including the transposed read Rᵀz), weight_update
@@ -44,18 +47,27 @@ def nonzero(x) -> int:
     return int(np.count_nonzero(x != 0))
 
 
-def layer_of(key: str) -> int:
-    """The layer an array belongs to: "layer3.W" → 3, "credit.B2" → 2, "credit.D0" → 0."""
+def layer_of(key: str) -> str:
+    """The layer (stage) an array's work is counted under: "layer3.W", "layer3.b", "credit.B3"
+    and "credit.D3" → "3"; a decorrelation matrix "layer3.R" → "3R", its own stage, so a
+    report shows what decorrelation costs and what inference costs with it folded away."""
     match = _LAYER.search(key)
-    return int(match.group(1)) if match else -1
+    label = match.group(1) if match else "?"
+    return label + "R" if key.endswith(".R") else label
+
+
+def layer_sort_key(label: str):
+    """"0R", "0", "1R", "1", …: each decorrelation stage before its dense layer."""
+    digits = label.rstrip("R")
+    return (int(digits) if digits.isdigit() else -1, not label.endswith("R"))
 
 
 class Counts:
     """Totals by (phase, layer, kind). Cheap to update: a few dict additions per product."""
 
     def __init__(self):
-        self.table: dict[tuple[str, int, str], int] = defaultdict(int)
-        self.products: dict[tuple[str, int, int, int], list[int]] = defaultdict(lambda: [0, 0])
+        self.table: dict[tuple[str, str, str], int] = defaultdict(int)
+        self.products: dict[tuple[str, str, int, int], list[int]] = defaultdict(lambda: [0, 0])
         self.phase = "learning_forward"
         self.samples = {"training": 0, "inference": 0}
 
@@ -70,11 +82,11 @@ class Counts:
         finally:
             self.phase = previous
 
-    def add(self, layer: int, kind: str, n) -> None:
+    def add(self, layer: str, kind: str, n) -> None:
         if n:
             self.table[(self.phase, layer, kind)] += int(n)
 
-    def add_product(self, layer: int, rows: int, n_in: int, n_out: int) -> None:
+    def add_product(self, layer: str, rows: int, n_in: int, n_out: int) -> None:
         entry = self.products[(self.phase, layer, n_in, n_out)]
         entry[0] += int(rows)
         entry[1] += 1
@@ -85,7 +97,7 @@ class Counts:
         for key in [k for k in self.products if k[0] == phase]:
             del self.products[key]
 
-    def total(self, phase: str | None = None, kind: str | None = None, layer: int | None = None) -> int:
+    def total(self, phase: str | None = None, kind: str | None = None, layer: str | None = None) -> int:
         return sum(n for (p, l, k), n in self.table.items()
                    if (phase is None or p == phase) and (kind is None or k == kind)
                    and (layer is None or l == layer))
@@ -105,7 +117,7 @@ class Counts:
         counts = cls()
         counts.samples.update(data.get("samples", {}))
         for p, l, k, n in data.get("table", []):
-            counts.table[(p, int(l), k)] = int(n)
+            counts.table[(p, str(l), k)] = int(n)
         for p, l, n_in, n_out, rows, calls in data.get("products", []):
-            counts.products[(p, int(l), int(n_in), int(n_out))] = [int(rows), int(calls)]
+            counts.products[(p, str(l), int(n_in), int(n_out))] = [int(rows), int(calls)]
         return counts
