@@ -109,6 +109,8 @@ def _cmd_energy(args) -> int:
 
     run = Path(args.run)
     saved = rundir.read_json(run / "energy.json")
+    if "counts" not in saved:
+        raise NeurodecorrError(f"{run / 'energy.json'} holds no operation counts to price")
     profile = (load_profile(args.profile) if args.profile
                else profile_from_dict(rundir.read_json(run / "config.json")["profile"]))
     report = build_report(Counts.from_dict(saved["counts"]), profile)
@@ -131,8 +133,12 @@ def _cmd_deploy(args) -> int:
 def _cmd_export(args) -> int:
     from .backends.nir_export import export_nir
 
+    from pathlib import Path
+
     if args.format != "nir":
         raise NeurodecorrError(f"unknown export format {args.format!r}; available: nir")
+    if not Path(args.file).resolve().parent.is_dir():
+        raise NeurodecorrError(f"cannot write {args.file}: its directory does not exist")
     graph, _ = export_nir(args.run, args.file, frac_bits=args.frac_bits)
     print(f"wrote {args.file}: NIR graph of {len(graph.nodes)} nodes")
     return 0

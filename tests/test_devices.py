@@ -301,3 +301,27 @@ def test_crossbar_scale_adapts_instead_of_clipping():
         dev.install("layer0.W", W)
         dev.write(W, np.full_like(W, -1.0), "layer0.W")  # to 1.5: beyond the installed range
         assert (abs(W.mean() - 1.5) < 0.01) == grows
+
+
+def test_crossbar_products_do_not_depend_on_the_dac_range(rng):
+    for bound in (1.0, 2.0):
+        profile = _pcm(dac_bits=16, adc_bits=24, output_noise=0.0, output_bound=1000.0, input_bound=bound)
+        profile = replace(profile, pcm=replace(profile.pcm, read_noise=False))
+        dev = CrossbarDevice(profile, rng)
+        W = rng.uniform(-1, 1, (4, 6)).astype(F32)
+        dev.install("layer0.W", W)
+        x = rng.uniform(-1, 1, (3, 6)).astype(F32)
+        np.testing.assert_allclose(dev.mvm(x, W, "layer0.W"), x @ W.T, rtol=1e-3, atol=1e-3)
+
+
+def test_a_rescaling_write_is_counted_once():
+    from neurodecorr.energy import Counts
+
+    profile = _rram(dw_min=1e-4, dw_min_dtod=0.0, dw_min_ctoc=0.0, up_down_dtod=0.0,
+                    soft_bounds=False, max_pulses=100000)
+    dev = CrossbarDevice(profile, np.random.default_rng(0))
+    W = np.full((3, 3), 0.5, F32)
+    dev.install("layer0.W", W)
+    dev.counts = Counts()
+    dev.write(W, np.full_like(W, -1.0), "layer0.W")  # rescales: all 9 devices reprogrammed
+    assert dev.counts.total(kind="synapse_writes") == 9

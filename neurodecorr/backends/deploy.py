@@ -58,6 +58,9 @@ def deploy_lava(run_dir, samples: int = 200, steps: int = 32, vth: int = 0, frac
         raise RunError(f"--samples and --steps must be positive, found {samples} and {steps}")
     run_dir = Path(run_dir)
     config, learner, data = load_run(run_dir)
+    if samples > len(data.y_test):
+        log(f"note: the test set has {len(data.y_test)} samples; running all of them")
+        samples = len(data.y_test)
     unsupported = {l.shape.activation for l in learner.net.layers[:-1]} - {"relu", "leaky_relu"}
     if unsupported:
         raise RunError(f"Lava's SigmaDelta neurons compute ReLU; this network's hidden "

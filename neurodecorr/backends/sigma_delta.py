@@ -82,7 +82,11 @@ def quantise(layers: list[FoldedLayer], frac_bits: int = 6, vth: int = 0,
     for i, layer in enumerate(layers):
         max_abs = float(np.max(np.abs(layer.W))) or 1.0
         m = int(np.floor(np.log2(255.0 / max_abs)))
-        W_int = lava_weight_grid(np.rint(layer.W * 2.0 ** m).astype(np.int64), weight_bits)
+        mixed = bool((layer.W < 0).any() and (layer.W > 0).any())
+        step = 2 ** (8 - weight_bits + mixed)  # the grid Lava's truncation leaves
+        # round to that grid here, so Lava's floor-truncation changes nothing (flooring would
+        # bias every weight down by half a step)
+        W_int = lava_weight_grid(step * np.rint(layer.W * 2.0 ** m / step).astype(np.int64), weight_bits)
         bias = np.rint(layer.b * 2.0 ** frac_bits).astype(INT32)
         out.append(IntLayer(W_int, -m, bias, relu=i < len(layers) - 1, weight_bits=weight_bits))
     return IntNet(tuple(out), frac_bits, vth)

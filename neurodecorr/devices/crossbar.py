@@ -94,17 +94,20 @@ class CrossbarDevice(IdealDevice):
             super().write(array, delta, key)
             return
         self._noise_sq.pop(key, None)
-        if self.xb.adapt_range:
-            self._adapt_scale(array, delta, key)
+        rescaled = self.xb.adapt_range and self._adapt_scale(array, delta, key)
         scale = DTYPE(self.scales[key])
         w = array / scale
         change = -delta / scale
-        w = self._pcm_update(w, change, key) if self.pcm is not None else self._rram_update(w, change, key)
+        update = self._pcm_update if self.pcm is not None else self._rram_update
+        w, moved = update(w, change, key)
+        if self.counts is not None:  # a rescale reprograms every device; else the moved ones
+            self.count_writes(key, nonzero(array) if rescaled else moved, array.size)
         np.multiply(w, scale, out=array)
 
-    def _adapt_scale(self, array, delta, key):
+    def _adapt_scale(self, array, delta, key) -> bool:
         """Reset the array's digital scale when the written values would leave the device range
-        or use under a quarter of it; the devices are reprogrammed to the same weights."""
+        or use under a quarter of it; the devices are reprogrammed to the same weights.
+        Returns whether it did."""
         target_max = float(np.max(np.abs(array - delta))) if array.size else 0.0
         limit = self._range() * self.scales[key]
         fitted = max(target_max, 1e-12) * self.xb.weight_headroom / self._range()
@@ -113,8 +116,8 @@ class CrossbarDevice(IdealDevice):
             if acc is not None:
                 acc *= DTYPE(self.scales[key] / fitted)  # accumulators are in device units
             self.scales[key] = fitted
-            if self.counts is not None:  # reprogramming every device
-                self.count_writes(key, nonzero(array), array.size)
+            return True
+        return False
 
     def _pcm_update(self, w, change, key):
         acc = self.extra[f"acc/{key}"]
@@ -122,14 +125,12 @@ class CrossbarDevice(IdealDevice):
         eps = DTYPE(self.pcm.update_granularity)
         n = np.trunc(acc / eps)
         moved = n != 0
-        if self.counts is not None:
-            self.count_writes(key, int(np.count_nonzero(moved)), w.size)
         if moved.any():
             inc = n[moved] * eps
             acc[moved] -= inc
             noise = self.pcm.update_noise * np.sqrt(np.abs(n[moved])) * eps
             w[moved] += inc + noise * self.rng.standard_normal(inc.shape, dtype=DTYPE)
-        return np.clip(w, -1, 1, out=w)
+        return np.clip(w, -1, 1, out=w), int(np.count_nonzero(moved))
 
     def _rram_update(self, w, change, key):
         r = self.rram
@@ -137,8 +138,6 @@ class CrossbarDevice(IdealDevice):
         n = np.clip(stochastic_round(change / np.maximum(dw, DTYPE(1e-12)), self.rng),
                     -r.max_pulses, r.max_pulses)
         moved = n != 0
-        if self.counts is not None:
-            self.count_writes(key, int(np.count_nonzero(moved)), w.size)
         if moved.any():
             n_m, w_m, dw_m, ud_m = n[moved], w[moved], dw[moved], ud[moved]
             up = n_m > 0
@@ -148,7 +147,7 @@ class CrossbarDevice(IdealDevice):
             step = np.maximum(step, 0)
             noise = r.dw_min_ctoc * step * np.sqrt(np.abs(n_m))
             w[moved] = w_m + n_m * step + noise * self.rng.standard_normal(n_m.shape, dtype=DTYPE)
-        return np.clip(w, r.w_min, r.w_max, out=w)
+        return np.clip(w, r.w_min, r.w_max, out=w), int(np.count_nonzero(moved))
 
     # ----------------------------------------------------------------- reads
     def _read_noise_sq(self, W, key):
@@ -199,7 +198,7 @@ class CrossbarDevice(IdealDevice):
             part += sd * self.rng.standard_normal(part.shape, dtype=DTYPE)
             np.clip(part, -xb.output_bound, xb.output_bound, out=part)
             y += np.rint(part / adc_step) * adc_step
-        return y * (x_max * scale)
+        return y * (x_max * (scale / DTYPE(xb.input_bound)))
 
     # ----------------------------------------------------------------- inference
     def inference(self):
@@ -229,7 +228,7 @@ class _ProgrammedPCM(CrossbarDevice):
         super().__init__(trained.profile, trained.rng, read_time_s=trained.pcm.inference_time_s)
         self.scales = trained.scales
         self.counts = trained.counts
-        self._programmed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._programmed: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
 
     def _drifted(self, W, key):
         cached = self._programmed.get(key)
@@ -242,11 +241,24 @@ class _ProgrammedPCM(CrossbarDevice):
         g_prog = np.clip(g + pcm_program_sigma(g, p.prog_noise_us)
                          * self.rng.standard_normal(g.shape, dtype=DTYPE), 0, 1)
         g_t = pcm_drift(g_prog, p.inference_time_s, p.t0_s, self.rng) if p.drift else g_prog
+        gain = 1.0
         if p.drift_compensation and p.drift:
-            g_t *= DTYPE(g_prog.sum() / max(float(g_t.sum()), 1e-12))
-        result = (np.sign(w) * g_t * scale).astype(DTYPE)
-        self._programmed[key] = (W, result)
+            gain = float(g_prog.sum() / max(float(g_t.sum()), 1e-12))
+        result = (np.sign(w) * g_t * DTYPE(gain * scale)).astype(DTYPE)
+        self._programmed[key] = (W, result, gain)
         return result
+
+    def _read_noise_sq(self, W, key):
+        """Read noise belongs to the drifted conductance g_t; the digital compensation gain then
+        amplifies it with the signal."""
+        cached = self._noise_sq.get(key)
+        if cached is not None and cached[0] is W:
+            return cached[1]
+        gain = self._programmed[key][2]
+        g = np.abs(W) / DTYPE(self.scales[key] * gain)
+        s = g * pcm_read_sigma(g, self.read_time_s, self.pcm.t_read_s) * DTYPE(gain)
+        self._noise_sq[key] = (W, (s * s).astype(DTYPE) if self.pcm.read_noise else None)
+        return self._noise_sq[key][1]
 
     def _product(self, x, W, key, transposed):
         return super()._product(x, self._drifted(W, key), key, transposed)

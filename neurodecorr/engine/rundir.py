@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -43,13 +44,16 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     _atomic_bytes(path, buf.getvalue())
 
 
-def read_npz(path: Path):
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz file (read now, so that a damaged file fails here)."""
     try:
-        return np.load(path, allow_pickle=False)
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
     except FileNotFoundError:
         raise RunError(f"{path} is missing: the run has no completed epoch to resume from") from None
-    except (OSError, ValueError) as exc:
-        raise RunError(f"{path} cannot be read ({exc}); delete it to start the run afresh") from None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        raise RunError(f"{path} cannot be read ({type(exc).__name__}: {exc}); it is damaged — "
+                       f"delete the run directory to start afresh") from None
 
 
 def write_metrics(run_dir: Path, epochs: list[dict], samples_per_second: float) -> None:

@@ -38,15 +38,16 @@ class Learner:
         out.update({f"device/{k}": v for k, v in self.net.device.state_arrays().items()})
         return out
 
-    def load_arrays(self, arrays) -> None:
-        self.net.load_arrays({k[4:]: arrays[k] for k in arrays.files if k.startswith("net/")})
+    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore from arrays saved by `arrays()` (e.g. `rundir.read_npz`)."""
+        self.net.load_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("net/")})
         for prefix, target in (("credit/", self.credit_state), ("decor/", self.decor_state),
                                ("optim/", self.optimizer.state)):
-            for k in arrays.files:
+            for k, v in arrays.items():
                 if k.startswith(prefix):
-                    target[k[len(prefix):]] = np.array(arrays[k])
+                    target[k[len(prefix):]] = np.array(v)
         self.net.device.load_state_arrays(
-            {k[7:]: arrays[k] for k in arrays.files if k.startswith("device/")})
+            {k[7:]: v for k, v in arrays.items() if k.startswith("device/")})
 
 
 def make_learner(config: TrainConfig, spec: NetSpec, n_in: int, n_classes: int) -> Learner:

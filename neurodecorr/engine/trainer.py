@@ -9,6 +9,7 @@ resume), weights.npz (the network and any feedback matrices) and learning_curve.
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from .. import __version__
 from ..data import Dataset, batches, load_dataset
 from ..devices.loader import load_profile
 from ..energy import Counts, build_report, format_report
-from ..errors import RunError
+from ..errors import DivergenceError, RunError
 from ..nets.network import predict
 from ..nets.spec import load_spec
 from . import rundir
@@ -68,14 +69,26 @@ def resolved_config(config: TrainConfig, data: Dataset, spec) -> dict:
     }
 
 
-def _check_resume(run_dir: Path, config: TrainConfig) -> list[dict]:
+def _check_resume(run_dir: Path, config: TrainConfig) -> None:
     stored = TrainConfig.from_dict(rundir.read_json(run_dir / "config.json")["train"])
     mine, theirs = config.to_dict(), stored.to_dict()
     diffs = [k for k in mine if k != "epochs" and mine[k] != theirs[k]]
     if diffs:
         raise RunError(f"cannot resume {run_dir}: setting(s) {diffs} differ from the run's "
                        f"config.json ({', '.join(f'{k}={theirs[k]!r}' for k in diffs)})")
-    return rundir.read_json(run_dir / "metrics.json")["epochs"] if (run_dir / "metrics.json").exists() else []
+
+
+STATE_KEY = "meta/state"  # the run's bookkeeping, stored inside checkpoint.npz with the arrays
+
+
+def _check_finite(learner: Learner, where: str) -> None:
+    """Refuse to save a state with a non-finite synapse (the last good checkpoint is kept)."""
+    for name, array in learner.net.arrays().items():
+        if not np.all(np.isfinite(array)):
+            raise DivergenceError(
+                f"training diverged {where}: {name} became non-finite. Likely fix: lower --lr "
+                f"(now {learner.config.lr:g}) or --decor-lr (now {learner.config.decor_lr:g}). "
+                f"The last good checkpoint is kept.")
 
 
 def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = False,
@@ -95,11 +108,14 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
     counts = Counts()
     if run_dir is not None:
         if resume:
-            history = _check_resume(run_dir, config)
-            if history:
-                learner.load_arrays(rundir.read_npz(run_dir / "checkpoint.npz"))
-                saved = rundir.read_json(run_dir / "checkpoint.json")
-                train_seconds = float(saved["train_seconds"])
+            _check_resume(run_dir, config)
+            if (run_dir / "checkpoint.npz").exists():
+                # checkpoint.npz alone (written atomically) says where the run is: its arrays
+                # and its bookkeeping are always of the same epoch
+                arrays = rundir.read_npz(run_dir / "checkpoint.npz")
+                saved = json.loads(str(arrays.pop(STATE_KEY)))
+                learner.load_arrays(arrays)
+                history, train_seconds = saved["history"], float(saved["train_seconds"])
                 counts = Counts.from_dict(saved["counts"])
                 log(f"resuming {run_dir} after epoch {history[-1]['epoch']}")
         elif (run_dir / "config.json").exists():
@@ -127,6 +143,7 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         bar.close()
+        _check_finite(learner, f"in epoch {epoch}")
         train_seconds += step_seconds
         counts.samples["training"] += n_train
         counts.clear_phase("inference")  # inference energy: the latest evaluation's
@@ -153,11 +170,14 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
 
 def _save_epoch(run_dir: Path, learner: Learner, history: list[dict], train_seconds: float,
                 sps: float, counts: Counts) -> None:
+    """checkpoint.npz first (the one file resume reads: arrays and bookkeeping together), then
+    the views of it: checkpoint.json, weights.npz, metrics."""
     arrays = learner.arrays()
-    rundir.write_npz(run_dir / "checkpoint.npz", arrays)
+    state = {"epoch": history[-1]["epoch"], "train_seconds": train_seconds,
+             "history": history, "counts": counts.to_dict()}
+    rundir.write_npz(run_dir / "checkpoint.npz", {**arrays, STATE_KEY: np.array(json.dumps(state))})
     rundir.write_json(run_dir / "checkpoint.json",
-                      {"epoch": history[-1]["epoch"], "train_seconds": train_seconds,
-                       "counts": counts.to_dict()})
+                      {"epoch": state["epoch"], "train_seconds": train_seconds})
     rundir.write_npz(run_dir / "weights.npz",
                      {k: v for k, v in arrays.items() if k.startswith(("net/", "credit/"))})
     rundir.write_metrics(run_dir, history, sps)

@@ -22,9 +22,12 @@ ROW_KEYS = CONFIG_KEYS + ("seed", "test_accuracy", "training_per_sample_j",
 def run_row(run_dir: Path) -> dict | None:
     """The results row of one run directory (None if it is not one)."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
+    if (run_dir / "config.json").exists():
+        train = json.loads((run_dir / "config.json").read_text())["train"]
+    elif (run_dir / "point.json").exists():  # a sweep run that failed before it started training
+        train = json.loads((run_dir / "point.json").read_text())
+    else:
         return None
-    train = json.loads((run_dir / "config.json").read_text())["train"]
     row = {k: train.get(k, "ideal" if k == "profile" else None) for k in CONFIG_KEYS}
     row.update(seed=train["seed"], test_accuracy=math.nan, training_per_sample_j=math.nan,
                inference_per_sample_j=math.nan, wall_s=math.nan, run=run_dir.name, curve=[])

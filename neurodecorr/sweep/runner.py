@@ -37,6 +37,7 @@ def run_point(config: dict, run_dir: str, blas_threads: int = 1) -> dict:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "error.txt").unlink(missing_ok=True)
+    (run_dir / "point.json").write_text(json.dumps(config, indent=2) + "\n")  # even if it fails at once
     start = time.perf_counter()
     try:
         cfg = TrainConfig.from_dict(config)
