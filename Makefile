@@ -35,13 +35,13 @@ data:
 		echo "note: Fashion-MNIST not found at $(FASHION); install the Debian package dataset-fashion-mnist or pass --data-dir"; \
 	fi
 
-DEMO_OUT := runs/fa-decor
+DEMO_OUT := runs/demo
 
-# The main job: feedback alignment with the paper's decorrelation rule on Fashion-MNIST. A
-# second `make demo` resumes (or, when finished, just reports) the same run.
+# The main job: energy against accuracy on Fashion-MNIST (sweeps/demo.yaml: bp, fa, np with and
+# without the seed decorrelation on ideal, loihi2 and analog-pcm), on a Dask LocalCluster.
+# Prints the results table and where the plots are. A second `make demo` skips finished runs.
 demo: setup
-	$(PY) -m neurodecorr train --dataset fashion-mnist --model paper-mlp --rule fa --decor seed \
-		--epochs 5 --out $(DEMO_OUT) $$([ -f $(DEMO_OUT)/config.json ] && echo --resume)
+	$(PY) -m neurodecorr sweep sweeps/demo.yaml --out $(DEMO_OUT)
 
 test: setup
 	$(PY) -m pytest -q
