@@ -238,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; resume with --resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `neurodecorr report DIR | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
