@@ -43,8 +43,9 @@ def main(argv=None) -> int:
                 status = "ok" if done.returncode == 0 else done.stderr.strip().splitlines()[-1]
                 print(f"{profile:12s} {rule:4s} {decor:5s} {status}", file=sys.stderr, flush=True)
     print(f"{args.model} on Fashion-MNIST, {args.epochs} epoch(s); energy per sample in joules\n")
-    print("| profile | rule | decor | test accuracy | training J/sample | inference J/sample |")
-    print("|---|---|---|---|---|---|")
+    print("| profile | rule | decor | test accuracy | training J/sample | inference J/sample "
+          "| deployed inference J/sample (R folded) |")
+    print("|---|---|---|---|---|---|---|")
     for profile in args.profiles:
         for rule in RULES:
             for decor in DECORS:
@@ -53,12 +54,14 @@ def main(argv=None) -> int:
                 if not (run / "energy.json").exists():
                     acc = (f"{100 * json.loads(metrics.read_text())['epochs'][-1]['test_accuracy']:.2f} "
                            "(diverged)" if metrics.exists() else "failed")
-                    print(f"| {profile} | {rule} | {decor} | {acc} | | |")
+                    print(f"| {profile} | {rule} | {decor} | {acc} | | | |")
                     continue
                 energy = json.loads((run / "energy.json").read_text())
                 acc = json.loads(metrics.read_text())["epochs"][-1]["test_accuracy"]
+                folded = energy.get("inference_folded_per_sample_j")
                 print(f"| {profile} | {rule} | {decor} | {100 * acc:.2f} | "
-                      f"{energy['training_per_sample_j']:.3e} | {energy['inference_per_sample_j']:.3e} |")
+                      f"{energy['training_per_sample_j']:.3e} | {energy['inference_per_sample_j']:.3e} | "
+                      f"{'—' if folded is None else f'{folded:.3e}'} |")
     return 0
 
 
