@@ -6,6 +6,8 @@
     neurodecorr profiles [NAME]   # the shipped device profiles, or one of them resolved
     neurodecorr energy RUN [--profile NAME]   # a run's energy report, or re-priced for another chip
     neurodecorr deploy RUN --backend lava --samples 200 --steps 32   # run it on Lava's Loihi simulator
+    neurodecorr deploy RUN --backend brian2 --samples 200 --steps 100 --plot   # as a spiking network
+    neurodecorr spiking-decor --plot   # decorrelation learned by spiking plasticity (Brian2)
     neurodecorr export RUN --format nir FILE   # the deployed network as a NIR graph
     neurodecorr sweep sweeps/demo.yaml --out runs/demo [--scheduler tcp://host:8786]
     neurodecorr report runs/demo   # rebuild results.md, pareto.png, curves.png
@@ -121,12 +123,39 @@ def _cmd_energy(args) -> int:
 
 
 def _cmd_deploy(args) -> int:
-    from .backends.deploy import deploy_lava
+    if args.backend == "lava":
+        from .backends.deploy import deploy_lava
 
-    if args.backend != "lava":
-        raise NeurodecorrError(f"unknown backend {args.backend!r}; available: lava")
-    deploy_lava(args.run, samples=args.samples, steps=args.steps, vth=args.vth,
-                frac_bits=args.frac_bits)
+        deploy_lava(args.run, samples=args.samples, steps=args.steps or 32, vth=args.vth,
+                    frac_bits=args.frac_bits)
+    elif args.backend == "brian2":
+        deploy_brian2 = _brian2("brian2_deploy").deploy_brian2
+        deploy_brian2(args.run, samples=args.samples, steps=args.steps or 100,
+                      input_mode=args.input, plot=args.plot)
+    else:
+        raise NeurodecorrError(f"unknown backend {args.backend!r}; available: lava, brian2")
+    return 0
+
+
+def _brian2(module: str):
+    """A Brian2 backend module, or a clear error saying how to install Brian2."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("brian2") is None:
+        raise NeurodecorrError("brian2 is not installed; install it with `pip install brian2==2.9.0` "
+                               "(`make setup` does this)")
+    return importlib.import_module(f"neurodecorr.backends.{module}")
+
+
+def _cmd_spiking_decor(args) -> int:
+    spiking_decorrelation = _brian2("brian2_decor").spiking_decorrelation
+    report = spiking_decorrelation(n=args.n, duration_s=args.duration, seed=args.seed,
+                                   plot_path=args.plot)
+    print(f"mean |off-diagonal correlation| of output rates: "
+          f"{report['mean_abs_offdiag_before']:.3f} untrained → {report['mean_abs_offdiag_after']:.3f} "
+          f"after learning ({report['seconds']:.1f} s, {report['codegen_target']})"
+          + (f"; plot in {args.plot}" if args.plot else ""))
     return 0
 
 
@@ -194,9 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("datasets", help="list the known datasets")
     dep = sub.add_parser("deploy", help="run a trained network on a backend (Lava's Loihi simulator)")
     dep.add_argument("run", help="a run directory written by `neurodecorr train`")
-    dep.add_argument("--backend", default="lava", help="lava [%(default)s]")
+    dep.add_argument("--backend", default="lava", help="lava or brian2 [%(default)s]")
     dep.add_argument("--samples", type=int, default=200, help="test samples to run [%(default)s]")
-    dep.add_argument("--steps", type=int, default=32, help="time steps per sample [%(default)s]")
+    dep.add_argument("--steps", type=int, default=None,
+                     help="time steps per sample [32 on lava, 100 on brian2]")
+    dep.add_argument("--input", default="current", choices=("current", "poisson"),
+                     help="brian2: rate-coded input as a constant current or Poisson spikes [%(default)s]")
+    dep.add_argument("--plot", action="store_true",
+                     help="brian2: write accuracy_vs_steps.png in the run directory")
     dep.add_argument("--vth", type=int, default=0,
                      help="SigmaDelta threshold (fixed-point units): 0 sends every change; larger sends fewer messages [%(default)s]")
     dep.add_argument("--frac-bits", type=int, default=6,
@@ -214,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--workers", type=int, help="LocalCluster workers [one per core]")
     rep = sub.add_parser("report", help="rebuild a sweep's results table and plots from its runs")
     rep.add_argument("dir", help="the sweep's --out directory")
+    sd = sub.add_parser("spiking-decor",
+                        help="learn a decorrelating layer from spikes with local plasticity (Brian2)")
+    sd.add_argument("--n", type=int, default=8, help="units in the layer [%(default)s]")
+    sd.add_argument("--duration", type=float, default=60.0, help="seconds of learning [%(default)s]")
+    sd.add_argument("--seed", type=int, default=0, help="[%(default)s]")
+    sd.add_argument("--plot", nargs="?", const="spiking-decor.png", default=None,
+                    help="write the correlation matrices and the curve to this PNG [spiking-decor.png]")
     energy = sub.add_parser("energy", help="print a run's energy report, or re-price it for another profile")
     energy.add_argument("run", help="a run directory written by `neurodecorr train`")
     energy.add_argument("--profile", help="price the same operation counts for this profile")
@@ -226,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": _cmd_train, "models": _cmd_models, "datasets": _cmd_datasets,
                 "profiles": _cmd_profiles, "energy": _cmd_energy, "deploy": _cmd_deploy,
-                "export": _cmd_export, "sweep": _cmd_sweep, "report": _cmd_report}
+                "export": _cmd_export, "sweep": _cmd_sweep, "report": _cmd_report,
+                "spiking-decor": _cmd_spiking_decor}
     try:
         return handlers[args.command](args)
     except DivergenceError as exc:

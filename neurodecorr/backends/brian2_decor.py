@@ -4,7 +4,7 @@ from spike trains whose rates share a hidden cause.
 The model (n inputs, n outputs, dt = 1 ms; every update below is Brian2 code in the simulation):
 
     inputs      Poisson spikes (a Bernoulli draw per step) at rate
-                r_i(t) = r_0 + σ_r (ρ_i S(t) + √(1 − ρ_i²) N_i(t)),   |ρ_i| ∈ [0.6, 0.9], random sign
+                r_i(t) = r_0 + σ_r (ρ_i S(t) + √(1 − ρ_i²) N_i(t)),  |ρ_i| ∈ [0.6, 0.9], any sign
                 S (shared hidden cause) and N_i (private) are unit-variance Ornstein–Uhlenbeck
                 signals (correlation time `signal_tau_s`) played from a TimedArray.
     traces      a_i: spike-rate trace (da/dt = −a/τ_a, a += 1/τ_a per spike, in Hz);
@@ -16,20 +16,23 @@ The model (n inputs, n outputs, dt = 1 ms; every update below is Brian2 code in 
     outputs     Poisson spikes at rate clip(r_0 + σ_r z_j, 0, 1/dt): a baseline makes negative z
                 representable. The rule's post factor is z_j itself, the neuron's summed synaptic
                 drive (local to the neuron); the output spikes carry z to the measurement.
-    gain        one neuron; Σ d_i² and Σ z_j² arrive as summed variables, running means
-                (τ_g) of their square roots give g = mean‖a − μ‖ / mean‖z‖ (σ_r-normalised);
-                the R synapses read g through a linked variable.
-    update      every `update_every_s` (run_regularly, the engine's order — C from z before the
-                gain):  R_ji ← g (R_ji − η z_j (Rᵀz)_i),  i.e.  R ← g (R − η z zᵀ R)
-                and the gain neuron rescales its running mean of ‖z‖ by g (z just grew by g),
-                so that g measures only what the anti-Hebbian term changed: no lag-driven overshoot.
+    gain        one neuron; Σ d_i² and Σ z_j² arrive as summed variables; running means (τ_g)
+                of their square roots, m_d and m_z, give g = m_d / m_z, i.e.
+                mean‖a − μ‖ / mean‖z‖ (both /σ_r); the R synapses read g as a linked variable.
+    update      every Δ = `update_every_s` (run_regularly, in the engine's order: C from z
+                before the gain):  R_ji ← g (R_ji − η z_j (Rᵀz)_i),  i.e.  R ← g (R − η z zᵀ R);
+                the gain neuron then rescales m_z by g, since every z just grew by g. m_z thus
+                always describes the current R (m_z = m_d right after each update), and the gain
+                works as an integral controller, ln g ≈ (Δ/τ_g)(1 − ‖z‖/m_d) per update, that
+                holds mean‖z‖ = mean‖a − μ‖ — the seed rule's normalisation — without the
+                overshoot that applying a lagging ratio every Δ ≪ τ_g would cause.
 
 Protocol: `measure_s` with R = I and plasticity off; `duration_s` of learning; `measure_s` with
 plasticity off again, replaying the same input rates as the first phase (fresh Poisson spikes).
 Correlations: of output spike counts in bins of `bin_s`; the curve over sliding windows of
 `window_s` across all three phases. The fixed point of the rule is C_z ∝ I for the covariance
 of the traces d (signal plus Poisson noise), so output counts decorrelate up to their own Poisson
-noise and the finite-window estimation floor (≈ 0.8/√bins for independent bins).
+noise and the finite-window estimation floor (E|r| = √(2/π)/√bins for independent counts).
 """
 
 from __future__ import annotations
@@ -82,6 +85,11 @@ def binned_counts(t_s: np.ndarray, i: np.ndarray, n: int, start_s: float, stop_s
 def count_correlation(t_s, i, n, start_s, stop_s, bin_s) -> np.ndarray:
     """Correlation matrix (n, n) of binned spike counts."""
     return np.corrcoef(binned_counts(t_s, i, n, start_s, stop_s, bin_s))
+
+
+def _noise_floor(bins: float) -> float:
+    """E|r| of the sample correlation of two independent series of `bins` values: √(2/π)/√bins."""
+    return float(np.sqrt(2 / np.pi / bins))
 
 
 def _hidden_signals(rng, n: int, steps: int, dt_s: float, tau_s: float) -> np.ndarray:
@@ -225,6 +233,8 @@ def spiking_decorrelation(n: int = 8, duration_s: float = 60.0, seed: int = 0,
         "correlation_after": c_after.tolist(),
         "curve": {"times": (starts + p.window_s / 2).tolist(), "values": values,
                   "window_s": p.window_s, "phases_s": [0.0, end_before, start_after, total]},
+        "noise_floor_window": _noise_floor(p.window_s / p.bin_s),
+        "noise_floor_measure": _noise_floor(p.measure_s / p.bin_s),
         "R": R_final.tolist(),
         "loadings": rho.tolist(),
         "output_rate_hz": len(t_out) / (n * total),
@@ -234,8 +244,9 @@ def spiking_decorrelation(n: int = 8, duration_s: float = 60.0, seed: int = 0,
     }
     if plot_path is not None:
         plot_decorrelation(Path(plot_path), report)
-    log(f"mean |off-diagonal correlation| of output spike counts: {report['mean_abs_offdiag_before']:.3f} "
-        f"with R = I, {report['mean_abs_offdiag_after']:.3f} after {duration_s:.0f} s of learning "
+    log(f"mean |off-diagonal correlation| of output spike counts: "
+        f"{report['mean_abs_offdiag_before']:.3f} with R = I, "
+        f"{report['mean_abs_offdiag_after']:.3f} after {duration_s:.0f} s of learning "
         f"(×{report['ratio']:.2f}); {seconds:.1f} s, codegen {target}")
     return report
 
@@ -249,11 +260,10 @@ def plot_decorrelation(path: Path, report: dict) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), layout="constrained",
                              gridspec_kw={"width_ratios": [1, 1, 1.6]})
-    for ax, key, title in ((axes[0], "correlation_before", "before (R = I)"),
-                           (axes[1], "correlation_after", "after learning")):
-        c = np.array(report[key])
-        im = ax.imshow(c, vmin=-1, vmax=1, cmap="RdBu_r")
-        ax.set(title=f"{title}\nmean |off-diagonal| {report['mean_abs_offdiag_' + key.split('_')[1]]:.2f}",
+    for ax, when, title in ((axes[0], "before", "before (R = I)"),
+                            (axes[1], "after", "after learning")):
+        im = ax.imshow(np.array(report[f"correlation_{when}"]), vmin=-1, vmax=1, cmap="RdBu_r")
+        ax.set(title=f"{title}\nmean |off-diagonal| {report[f'mean_abs_offdiag_{when}']:.2f}",
                xlabel="output neuron", ylabel="output neuron")
     fig.colorbar(im, ax=axes[:2], shrink=0.8, label="correlation of output spike counts")
     ax = axes[2]
@@ -261,6 +271,8 @@ def plot_decorrelation(path: Path, report: dict) -> None:
     ax.plot(curve["times"], curve["values"], "o-", ms=3)
     _, end_before, start_after, _ = curve["phases_s"]
     ax.axvspan(end_before, start_after, color="C1", alpha=0.12, label="plasticity on")
+    ax.axhline(report["noise_floor_window"], color="gray", ls=":",
+               label="estimation floor (independent counts)")
     ax.set(xlabel="time (s)", ylabel="mean |off-diagonal correlation|", ylim=(0, None),
            title=f"sliding {curve['window_s']:.0f} s windows")
     ax.grid(alpha=0.3)

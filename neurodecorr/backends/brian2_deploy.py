@@ -206,7 +206,8 @@ class SpikingNet:
                                             name="output_potential")
         self.spike_monitors = [b2.SpikeMonitor(g, name=f"spikes_{g.name}")
                                for g in self.spiking_groups] if monitors else []
-        self.network = b2.Network(*groups, *self.synapses, self.output_monitor, *self.spike_monitors)
+        self.network = b2.Network(*groups, *self.synapses, self.output_monitor,
+                                  *self.spike_monitors)
         self.n_synapses = int(sum(len(s) for s in self.synapses))
 
     def _connect(self, b2, pre, post, W: np.ndarray, signed_input: bool, name: str):
@@ -270,9 +271,12 @@ def synapses_per_copy(layers: list[SpikingLayer], input_mode: str) -> int:
 
 
 def auto_batch(layers: list[SpikingLayer], input_mode: str, samples: int) -> int:
-    """Copies per Brian2 run: as many as keep the synapse count ≤ MAX_SYNAPSES (at least 1)."""
+    """Copies per Brian2 run: few enough to keep the synapse count ≤ MAX_SYNAPSES (at least 1),
+    spread evenly over the chunks the samples then need (no mostly idle last chunk)."""
     per_copy = max(synapses_per_copy(layers, input_mode), 1)
-    return int(max(1, min(samples, MAX_SYNAPSES // per_copy)))
+    most = int(max(1, min(samples, MAX_SYNAPSES // per_copy)))
+    chunks = -(-samples // most)
+    return -(-samples // chunks)
 
 
 def simulate(layers: list[SpikingLayer], x: np.ndarray, steps: int, input_mode: str, batch: int,
@@ -424,8 +428,8 @@ def deploy_brian2(run_dir, samples: int = 200, steps: int = 100, input_mode: str
                       f"{config.dataset}: {samples} samples, {input_mode} input")
     quarter = by_step[max(0, steps // 4 - 1)]
     log(f"spiking accuracy {100 * by_step[-1]:.2f}% after {steps} steps "
-        f"({100 * quarter:.2f}% after {max(1, steps // 4)}); rate model {100 * rate_accuracy:.2f}%, "
-        f"float ReLU net {100 * relu_accuracy:.2f}%")
+        f"({100 * quarter:.2f}% after {max(1, steps // 4)}); "
+        f"rate model {100 * rate_accuracy:.2f}%, float ReLU net {100 * relu_accuracy:.2f}%")
     log(f"per sample: {spikes:.0f} spikes, {acs:.0f} ACs, {energy:.3e} J on loihi2; "
         f"{seconds:.1f} s ({samples / seconds:.1f} samples/s, codegen {target})")
     return report
