@@ -1,8 +1,8 @@
 """`neurodecorr deploy RUN --backend brian2`: a trained run as a network of integrate-and-fire
 neurons in Brian2 (rate-to-spike conversion), against the rate model on the same samples.
 
-Steps: load the run; fold decorrelation into the dense layers (`fold`); replace hidden LeakyReLU
-by ReLU (`_relu_variant`); balance thresholds on training data; build B copies of the spiking
+Steps: load the run, fold decorrelation into the dense layers and replace hidden LeakyReLU by
+ReLU (`deploy.prepare`, shared with the Lava backend); balance thresholds on training data; build B copies of the spiking
 network in one `brian2.Network` (block-diagonal synapses: each copy is one sample); run each chunk
 of B samples for `steps` time steps of dt = 1 ms; classify by the output layer's potential.
 
@@ -58,9 +58,8 @@ from ..devices.loader import load_profile
 from ..energy.cost import PJ
 from ..engine import rundir
 from ..errors import RunError
-from ..nets.network import predict
-from .deploy import _relu_variant, load_run
-from .fold import FoldedLayer, fold, folded_forward
+from .deploy import prepare
+from .fold import FoldedLayer
 
 INPUT_MODES = ("current", "poisson")
 MAX_SYNAPSES = 3e7  # synapses in one Brian2 run (≈ 1–2 GB of Brian2 state)
@@ -349,18 +348,9 @@ def deploy_brian2(run_dir, samples: int = 200, steps: int = 100, input_mode: str
     except ImportError:
         raise RunError("brian2 is not installed: `pip install brian2` (2.9 is tested)") from None
     run_dir = Path(run_dir)
-    config, learner, data = load_run(run_dir)
-    if samples > len(data.y_test):
-        log(f"note: the test set has {len(data.y_test)} samples; running all of them")
-        samples = len(data.y_test)
-    unsupported = {l.shape.activation for l in learner.net.layers[:-1]} - {"relu", "leaky_relu"}
-    if unsupported:
-        raise RunError(f"integrate-and-fire neurons compute ReLU rates; this network's hidden "
-                       f"activations {sorted(unsupported)} cannot be converted")
-    x, y = data.x_test[:samples], data.y_test[:samples]
-    folded = _relu_variant(fold(learner.net))
-    rate_accuracy = float(np.mean(predict(learner.net, x).argmax(1) == y))
-    relu_accuracy = float(np.mean(folded_forward(folded, x).argmax(1) == y))
+    d = prepare(run_dir, samples, steps, "integrate-and-fire neurons", log)
+    data, x, y, samples, folded = d.data, d.x, d.y, d.samples, d.layers
+    rate_accuracy, relu_accuracy = d.rate_accuracy, d.relu_float_accuracy
     layers = balance(folded, data.x_train, input_mode)
     batch = min(batch or auto_batch(layers, input_mode, samples), samples)
     spiking_neurons = sum(l.W.shape[0] for l in layers if l.spiking)
@@ -425,7 +415,7 @@ def deploy_brian2(run_dir, samples: int = 200, steps: int = 100, input_mode: str
     rundir.write_json(run_dir / "deploy-brian2.json", report)
     if plot:
         plot_accuracy(run_dir / "accuracy_vs_steps.png", by_step, rate_accuracy,
-                      f"{config.dataset}: {samples} samples, {input_mode} input")
+                      f"{data.name}: {samples} samples, {input_mode} input")
     quarter = by_step[max(0, steps // 4 - 1)]
     log(f"spiking accuracy {100 * by_step[-1]:.2f}% after {steps} steps "
         f"({100 * quarter:.2f}% after {max(1, steps // 4)}); "

@@ -14,6 +14,7 @@ priced with the `loihi2` profile.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -52,31 +53,58 @@ def _relu_variant(layers):
             for l in layers]
 
 
-def deploy_lava(run_dir, samples: int = 200, steps: int = 32, vth: int = 0, frac_bits: int = 6,
-                log: Callable[[str], None] = print) -> dict:
+@dataclass
+class Deployment:
+    """What every backend starts from: the run, the samples, the folded ReLU network, and the
+    rate model's and the folded ReLU network's accuracy on those samples."""
+
+    learner: object
+    data: object
+    x: np.ndarray
+    y: np.ndarray
+    layers: list  # FoldedLayer, hidden LeakyReLU as ReLU
+    rate_accuracy: float
+    relu_float_accuracy: float
+
+    @property
+    def samples(self) -> int:
+        return len(self.y)
+
+
+def prepare(run_dir, samples: int, steps: int, neurons: str,
+            log: Callable[[str], None] = print) -> Deployment:
+    """Load a run for deployment on `samples` test samples; `neurons` names the backend's neuron
+    model in the error for networks it cannot run (its hidden units must be ReLU-like)."""
     if samples < 1 or steps < 1:
         raise RunError(f"--samples and --steps must be positive, found {samples} and {steps}")
-    run_dir = Path(run_dir)
-    config, learner, data = load_run(run_dir)
+    _, learner, data = load_run(run_dir)
     if samples > len(data.y_test):
         log(f"note: the test set has {len(data.y_test)} samples; running all of them")
         samples = len(data.y_test)
     unsupported = {l.shape.activation for l in learner.net.layers[:-1]} - {"relu", "leaky_relu"}
     if unsupported:
-        raise RunError(f"Lava's SigmaDelta neurons compute ReLU; this network's hidden "
-                       f"activations {sorted(unsupported)} cannot be deployed")
+        raise RunError(f"{neurons} compute ReLU; this network's hidden activations "
+                       f"{sorted(unsupported)} cannot be deployed")
     x, y = data.x_test[:samples], data.y_test[:samples]
-    layers = fold(learner.net)
+    layers = _relu_variant(fold(learner.net))
+    return Deployment(learner, data, x, y, layers,
+                      rate_accuracy=float(np.mean(predict(learner.net, x).argmax(1) == y)),
+                      relu_float_accuracy=float(np.mean(folded_forward(layers, x).argmax(1) == y)))
+
+
+def deploy_lava(run_dir, samples: int = 200, steps: int = 32, vth: int = 0, frac_bits: int = 6,
+                log: Callable[[str], None] = print) -> dict:
+    run_dir = Path(run_dir)
+    d = prepare(run_dir, samples, steps, "Lava's SigmaDelta neurons", log)
+    data, x, y, samples = d.data, d.x, d.y, d.samples
+    rate_accuracy, relu_accuracy = d.rate_accuracy, d.relu_float_accuracy
     profile = load_profile("loihi2")
-    net = quantise(_relu_variant(layers), frac_bits=frac_bits, vth=vth,
-                   weight_bits=profile.digital.weight_bits)
+    net = quantise(d.layers, frac_bits=frac_bits, vth=vth, weight_bits=profile.digital.weight_bits)
     n_layers = len(net.layers)
     if steps <= n_layers:
         log(f"note: {steps} steps per sample is not enough for an input to cross {n_layers} "
             f"layers (each Dense delays one step); predictions will lag")
 
-    rate_accuracy = float(np.mean(predict(learner.net, x).argmax(1) == y))
-    relu_accuracy = float(np.mean(folded_forward(_relu_variant(layers), x).argmax(1) == y))
     x_int = net.encode(x)
 
     tally: dict = {}
