@@ -162,3 +162,16 @@ def test_a_missing_price_is_an_error_not_a_zero():
     stripped = type(profile)(**{**profile.__dict__, "energy": {}})
     with pytest.raises(PricingError, match="ac_pj"):
         joules(operations(counts, stripped), stripped)
+
+
+def test_a_profile_without_prices_trains_and_its_counts_can_be_priced_later(tmp_path, digits):
+    profile = tmp_path / "mine.toml"
+    profile.write_text('name = "mine"\nkind = "digital"\n[digital]\n')
+    out = tmp_path / "run"
+    result = train(TrainConfig(dataset="digits", profile=str(profile), epochs=1, batch_size=128),
+                   out, data=digits, progress=False, log=lambda s: None)
+    saved = json.loads((out / "energy.json").read_text())
+    assert saved["training_j"] is None and "ac_pj" in saved["missing_prices"]
+    assert result.epochs and saved["counts"]["table"]
+    priced = build_report(Counts.from_dict(saved["counts"]), load_profile("loihi2"))
+    assert priced["training_j"] > 0

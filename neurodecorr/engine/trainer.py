@@ -21,7 +21,7 @@ import numpy as np
 from .. import __version__
 from ..data import Dataset, batches, load_dataset
 from ..devices.loader import load_profile
-from ..energy import Counts, build_report, format_report
+from ..energy import Counts, build_report, format_report, required_prices
 from ..errors import DivergenceError, RunError
 from ..nets.network import predict
 from ..nets.spec import load_spec
@@ -160,8 +160,15 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
             _save_epoch(run_dir, learner, history, train_seconds, sps, counts)
     learner.net.device.counts = None
     sps = n_train * len(history) / train_seconds if train_seconds else float("nan")
-    report = build_report(counts, load_profile(config.profile))
-    log(format_report(report))
+    profile = load_profile(config.profile)
+    missing = sorted(required_prices(profile) - set(profile.energy))
+    if missing:  # counted all the same: `neurodecorr energy RUN --profile P` can price them
+        report = {"profile": profile.name, "training_j": None, "training_per_sample_j": None,
+                  "inference_per_sample_j": None, "missing_prices": missing}
+        log(f"no energy estimate: profile '{profile.name}' gives no {', '.join(missing)}")
+    else:
+        report = build_report(counts, profile)
+        log(format_report(report))
     if run_dir is not None:
         rundir.plot_learning_curve(run_dir, history, _title(config))
         rundir.write_json(run_dir / "energy.json", {**report, "counts": counts.to_dict()})

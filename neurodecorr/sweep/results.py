@@ -40,10 +40,11 @@ def run_row(run_dir: Path) -> dict | None:
     finished = (run_dir / "energy.json").exists() and len(row["curve"]) == train["epochs"]
     if finished:
         energy = json.loads((run_dir / "energy.json").read_text())
-        row["training_per_sample_j"] = energy["training_per_sample_j"]
+        nan = math.nan  # a profile without prices leaves the energy figures empty
+        row["training_per_sample_j"] = energy.get("training_per_sample_j") or nan
         # deployed, decorrelation folds into the weights: that is the inference a chip runs
-        row["inference_per_sample_j"] = energy.get("inference_folded_per_sample_j",
-                                                   energy["inference_per_sample_j"])
+        row["inference_per_sample_j"] = (energy.get("inference_folded_per_sample_j")
+                                         or energy.get("inference_per_sample_j") or nan)
     row["status"] = ("failed" if (run_dir / "error.txt").exists() else
                      "finished" if finished else "unfinished")
     if row["status"] == "failed":
@@ -148,7 +149,7 @@ def plot_pareto(out_dir: Path, agg: list[dict]) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), sharey=True)
     for ax, metric, title in ((axes[0], "inference_per_sample_j", "inference"),
                               (axes[1], "training_per_sample_j", "training")):
-        points = [a for a in agg if a[metric] > 0]
+        points = [a for a in agg if a[metric] > 0]  # (NaN, unpriced, is not > 0)
         for a in points:
             filled = a["decor"] != "none"
             ax.errorbar(a[metric], 100 * a["test_accuracy"], yerr=100 * a["test_accuracy_std"],
