@@ -18,7 +18,7 @@ def train_step(learner: Learner, x: np.ndarray, labels: np.ndarray, rng: np.rand
 
     Returns the batch's mean (clean) loss. `buffers` holds reusable gradient arrays, one per
     synapse array. Raises DivergenceError, before any synapse is written, when the forward pass
-    or a modulator is not finite.
+    is not finite (the trainer also checks every synapse before it saves an epoch).
     """
     net = learner.net
     device = net.device
