@@ -74,9 +74,12 @@ class IdealDevice:
             self.counts.add(layer_of(key), "update_macs", modulator.size * pre.shape[-1])
 
     def count_writes(self, key: str, changed: int, size: int) -> None:
+        """`changed` synapses of an array of `size` were written. A bias ("….b") is a neuron's
+        parameter, not a synapse: it moves memory on a processor but is no synapse write."""
         if self.counts is not None:
             layer = layer_of(key)
-            self.counts.add(layer, "synapse_writes", changed)
+            if not key.endswith(".b"):
+                self.counts.add(layer, "synapse_writes", changed)
             self.counts.add(layer, "written_synapses", size)
 
     def activation(self, a: np.ndarray) -> np.ndarray:

@@ -20,8 +20,8 @@ Kinds counted (NeuroBench's definitions where they apply, reference/hardware.md 
   update_macs       multiply-accumulates of forming updates e·preᵀ (done by a processor)
   neuron_updates    neuron state updates (forward, and error units in feedback)
   messages          nonzero activations or errors sent (spikes or graded events)
-  synapse_writes    synapses whose stored value changed
-  written_synapses  synapses of every array written (changed or not: a processor's traffic)
+  synapse_writes    synapses whose stored value changed (biases are not synapses)
+  written_synapses  entries of every array written, biases included (a processor's traffic)
 and, per product shape, the rows (samples) and calls: `products[(phase, layer, n_in, n_out)]`,
 from which weight reads and crossbar conversions follow for any tile size.
 """
