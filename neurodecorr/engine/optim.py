@@ -2,7 +2,7 @@
 
 Each optimiser keeps per-synapse state (which a chip would keep beside the weight) and writes
 the step into the gradient buffer it was given, to avoid allocating 3.8 M-element temporaries
-every step. The step is then applied by `plasticity.write`.
+every step. The step is then applied by the device's `write`.
 
 - sgd : v ← m·v + g;  step = lr·v          (m = momentum; m = 0 is plain SGD)
 - adam: m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;

@@ -35,7 +35,7 @@ MEAN_MOMENTUM = 0.1  # running-mean momentum of the reference code
 @dataclass
 class Layer:
     """Mutable state of one dense layer. Synapses (W, b, R) change only through
-    `engine.synapses.write`; μ only through `forward(..., track_mean=True)`."""
+    the device's `write`; μ only through `forward(..., track_mean=True)`."""
 
     shape: LayerShape
     W: np.ndarray
