@@ -44,6 +44,7 @@ demo: setup
 	$(PY) -m neurodecorr sweep sweeps/demo.yaml --out $(DEMO_OUT)
 
 test: setup
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 bench: setup

@@ -19,9 +19,9 @@ import time
 import numpy as np
 
 from neurodecorr import TrainConfig, train
-from neurodecorr.backends.deploy import _relu_variant, load_run
 from neurodecorr.backends.fold import fold
 from neurodecorr.backends.lava_run import run_lava
+from neurodecorr.backends.prepare import load_run, relu_variant
 from neurodecorr.backends.sigma_delta import emulate, parallel_streams, quantise, sample_stream
 
 
@@ -37,7 +37,7 @@ def main(argv=None) -> int:
         train(TrainConfig(dataset="fashion-mnist", model="small-mlp", rule="bp", decor="seed",
                           epochs=1), run, progress=False, log=lambda s: None)
     _, learner, data = load_run(run)
-    net = quantise(_relu_variant(fold(learner.net)))
+    net = quantise(relu_variant(fold(learner.net)))
     x_int = net.encode(data.x_test)
     n, steps = args.lava_samples, args.steps
     shape = " → ".join(str(l.weights.shape[1]) for l in net.layers) + f" → {net.layers[-1].weights.shape[0]}"

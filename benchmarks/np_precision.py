@@ -14,7 +14,7 @@ import numpy as np
 
 from neurodecorr.data import load_dataset
 from neurodecorr.engine.config import TrainConfig
-from neurodecorr.engine.state import make_learner
+from neurodecorr.engine.learner import make_learner
 from neurodecorr.nets.network import forward
 from neurodecorr.nets.spec import load_spec
 
@@ -42,7 +42,7 @@ def main() -> None:
         exact = loss(noisy64, y) - loss(clean64, y)
         engine = loss(noisy32.astype(np.float64), y) - loss(clean32.astype(np.float64), y)
         single = loss(noisy32, y) - loss(clean32, y)
-        err = lambda d: np.median(np.abs(d - exact) / np.abs(exact))  # noqa: E731
+        err = lambda d, exact=exact: np.median(np.abs(d - exact) / np.abs(exact))  # noqa: E731
         print(f"| {sigma:g} | {err(engine):.2e} | {err(single):.2e} |")
 
 

@@ -3,7 +3,8 @@
 For bp, fa and np, each with --decor none and --decor seed, it times training steps on
 Fashion-MNIST batches of 256 (after warm-up), counts the floating-point operations each step
 performs, and reports samples per second and the fraction of the float32 GEMM rate measured in
-the same run, and the cost of the energy counters. Run: `make bench` or `.venv/bin/python benchmarks/train_throughput.py [--steps N]`.
+the same run, and the cost of the energy counters. Run: `make bench` or
+`.venv/bin/python benchmarks/train_throughput.py [--steps N]`.
 
 FLOPs counted per sample, for a dense layer with n_in inputs and n_out outputs (2 per multiply-add):
 forward W x̃: 2·n_in·n_out; backward to the layer below (bp/fa, not layer 0): 2·n_in·n_out;
@@ -24,7 +25,7 @@ import numpy as np
 from neurodecorr.data import batches, load_dataset
 from neurodecorr.energy import Counts
 from neurodecorr.engine.config import TrainConfig
-from neurodecorr.engine.state import make_learner
+from neurodecorr.engine.learner import make_learner
 from neurodecorr.engine.step import train_step
 from neurodecorr.engine.trainer import blas_info
 from neurodecorr.nets.spec import load_spec
@@ -68,9 +69,8 @@ def time_config(data, rule: str, decor: str, steps: int, batch: int,
     cfg = TrainConfig(dataset="fashion-mnist", model="paper-mlp", rule=rule, decor=decor,
                       batch_size=batch)
     spec = load_spec("paper-mlp")
-    learner = make_learner(cfg, spec, data.n_features, data.n_classes)
-    if counting:
-        learner.net.device.counts = Counts()
+    learner = make_learner(cfg, spec, data.n_features, data.n_classes,
+                           counter=Counts() if counting else None)
     rng = np.random.default_rng(0)
     idx = list(batches(len(data.y_train), batch, rng))
     buffers: dict = {}

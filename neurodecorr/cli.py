@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import __version__
-from .errors import DivergenceError, NeurodecorrError
+from neurodecorr import __version__
+from neurodecorr.errors import DivergenceError, NeurodecorrError
 
 
 def _train_parser(sub) -> None:
-    from .engine.config import TrainConfig
+    from neurodecorr.engine.config import TrainConfig
 
     d = TrainConfig()
     p = sub.add_parser("train", help="train a network and write a run directory",
@@ -48,7 +48,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--decor-kappa", type=float, default=d.decor_kappa, help="κ of the whiten rule [%(default)s]")
     p.add_argument("--np-sigma", type=float, default=d.np_sigma, help="node perturbation's noise σ [%(default)s]")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="[%(default)s]")
-    p.add_argument("--epochs", type=int, default=None, help=f"epochs to train [{d.epochs}; a resumed run keeps its own]")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"epochs to train [{d.epochs}; a resumed run keeps its own]")
     p.add_argument("--seed", type=int, default=d.seed, help="[%(default)s]")
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--resume", action="store_true",
@@ -60,9 +61,9 @@ def _train_parser(sub) -> None:
 def _cmd_train(args) -> int:
     from pathlib import Path
 
-    from .engine import rundir
-    from .engine.config import TrainConfig
-    from .engine.trainer import train
+    from neurodecorr.engine import rundir
+    from neurodecorr.engine.config import TrainConfig
+    from neurodecorr.engine.trainer import train
 
     if args.resume:
         stored = rundir.read_json(Path(args.out) / "config.json")["train"]
@@ -84,7 +85,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_models(args) -> int:
-    from .nets.spec import load_spec, model_names
+    from neurodecorr.nets.spec import load_spec, model_names
 
     for name in model_names():
         print(f"{name:16s} {load_spec(name).description}")
@@ -92,7 +93,7 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_profiles(args) -> int:
-    from .devices.loader import describe, load_profile, profile_names
+    from neurodecorr.devices.loader import describe, load_profile, profile_names
 
     if args.name:
         print(describe(load_profile(args.name)))
@@ -105,9 +106,9 @@ def _cmd_profiles(args) -> int:
 def _cmd_energy(args) -> int:
     from pathlib import Path
 
-    from .devices.loader import load_profile, profile_from_dict
-    from .energy import Counts, build_report, format_report
-    from .engine import rundir
+    from neurodecorr.devices.loader import load_profile, profile_from_dict
+    from neurodecorr.energy import Counts, build_report, format_report
+    from neurodecorr.engine import rundir
 
     run = Path(args.run)
     saved = rundir.read_json(run / "energy.json")
@@ -123,33 +124,22 @@ def _cmd_energy(args) -> int:
 
 
 def _cmd_deploy(args) -> int:
-    if args.backend == "lava":
-        from .backends.deploy import deploy_lava
+    from neurodecorr.backends import BACKENDS, DeployOptions, deploy
 
-        deploy_lava(args.run, samples=args.samples, steps=args.steps or 32, vth=args.vth,
-                    frac_bits=args.frac_bits)
-    elif args.backend == "brian2":
-        deploy_brian2 = _brian2("brian2_deploy").deploy_brian2
-        deploy_brian2(args.run, samples=args.samples, steps=args.steps or 100,
-                      input_mode=args.input, plot=args.plot)
-    else:
-        raise NeurodecorrError(f"unknown backend {args.backend!r}; available: lava, brian2")
+    if args.backend not in BACKENDS:
+        raise NeurodecorrError(f"unknown backend {args.backend!r}; available: {', '.join(BACKENDS)}")
+    options = DeployOptions(samples=args.samples, steps=args.steps, vth=args.vth,
+                            frac_bits=args.frac_bits, input_mode=args.input, plot=args.plot)
+    deploy(BACKENDS[args.backend](), args.run, options, profile=args.profile)
     return 0
 
 
-def _brian2(module: str):
-    """A Brian2 backend module, or a clear error saying how to install Brian2."""
-    import importlib
-    import importlib.util
-
-    if importlib.util.find_spec("brian2") is None:
-        raise NeurodecorrError("brian2 is not installed; install it with `pip install brian2==2.9.0` "
-                               "(`make setup` does this)")
-    return importlib.import_module(f"neurodecorr.backends.{module}")
-
-
 def _cmd_spiking_decor(args) -> int:
-    spiking_decorrelation = _brian2("brian2_decor").spiking_decorrelation
+    from neurodecorr.backends import require
+
+    require("brian2")
+    from neurodecorr.backends.brian2_decor import spiking_decorrelation
+
     report = spiking_decorrelation(n=args.n, duration_s=args.duration, seed=args.seed,
                                    plot_path=args.plot)
     print(f"mean |off-diagonal correlation| of output rates: "
@@ -160,9 +150,9 @@ def _cmd_spiking_decor(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from .backends.nir_export import export_nir
-
     from pathlib import Path
+
+    from neurodecorr.backends.nir_export import export_nir
 
     if args.format != "nir":
         raise NeurodecorrError(f"unknown export format {args.format!r}; available: nir")
@@ -174,7 +164,7 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from .sweep import load_sweep, report, run_sweep
+    from neurodecorr.sweep import load_sweep, report, run_sweep
 
     sweep = load_sweep(args.file)
     summaries = run_sweep(sweep, args.out, scheduler=args.scheduler, workers=args.workers)
@@ -198,7 +188,7 @@ def _print_report(out, result) -> None:
 def _cmd_report(args) -> int:
     from pathlib import Path
 
-    from .sweep import report
+    from neurodecorr.sweep import report
 
     if not Path(args.dir).is_dir():
         raise NeurodecorrError(f"{args.dir} is not a directory of sweep runs")
@@ -207,7 +197,7 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_datasets(args) -> int:
-    from .data import DATASETS
+    from neurodecorr.data import DATASETS
 
     for name in DATASETS:
         print(name)
@@ -223,16 +213,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("datasets", help="list the known datasets")
     dep = sub.add_parser("deploy", help="run a trained network on a backend (Lava's Loihi simulator)")
     dep.add_argument("run", help="a run directory written by `neurodecorr train`")
-    dep.add_argument("--backend", default="lava", help="lava or brian2 [%(default)s]")
+    dep.add_argument("--backend", default="lava",
+                     help="lava (Lava's runtime), emulator (its bit-exact numpy emulator) or brian2 "
+                          "(integrate-and-fire neurons) [%(default)s]")
     dep.add_argument("--samples", type=int, default=200, help="test samples to run [%(default)s]")
     dep.add_argument("--steps", type=int, default=None,
-                     help="time steps per sample [32 on lava, 100 on brian2]")
+                     help="time steps per sample [32 on lava and emulator, 100 on brian2]")
+    dep.add_argument("--profile", default="loihi2",
+                     help="the device profile that prices the deployed run's operations [%(default)s]")
     dep.add_argument("--input", default="current", choices=("current", "poisson"),
                      help="brian2: rate-coded input as a constant current or Poisson spikes [%(default)s]")
     dep.add_argument("--plot", action="store_true",
                      help="brian2: write accuracy_vs_steps.png in the run directory")
     dep.add_argument("--vth", type=int, default=0,
-                     help="SigmaDelta threshold (fixed-point units): 0 sends every change; larger sends fewer messages [%(default)s]")
+                     help="SigmaDelta threshold (fixed-point units): 0 sends every change; larger "
+                          "sends fewer messages [%(default)s]")
     dep.add_argument("--frac-bits", type=int, default=6,
                      help="fractional bits of the fixed-point activations [%(default)s]")
     exp = sub.add_parser("export", help="write the deployed network in another format (NIR)")

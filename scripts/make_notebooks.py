@@ -91,9 +91,9 @@ display(Image(str(workdir / "sweep" / "curves.png")))'''),
 run = workdir / "bp-decor"
 train(TrainConfig(dataset=data.name, model="small-mlp", rule="bp", decor="seed", epochs=2,
                   lr=1e-3, decor_lr=1e-4), run, data=data)'''),
-        new_code_cell('''from neurodecorr.backends.deploy import deploy_lava
+        new_code_cell('''from neurodecorr.backends import BACKENDS, DeployOptions, deploy
 
-report = deploy_lava(run, samples=40, steps=6)
+report = deploy(BACKENDS["lava"](), run, DeployOptions(samples=40, steps=6))
 {k: report[k] for k in ("accuracy", "rate_accuracy", "agreement", "outputs_identical",
                         "energy_per_sample_j")}'''),
         new_markdown_cell("The emulator runs the same fixed-point network much faster, so it can "

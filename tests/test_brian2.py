@@ -8,34 +8,34 @@ import pytest
 
 brian2 = pytest.importorskip("brian2")
 
-from neurodecorr import TrainConfig, train  # noqa: E402
+from neurodecorr.backends import DeployOptions, deploy  # noqa: E402
 from neurodecorr.backends.brian2_decor import spiking_decorrelation  # noqa: E402
-from neurodecorr.backends.brian2_deploy import (SpikingLayer, SpikingNet, balance,  # noqa: E402
-                                                codegen_target, deploy_brian2,
-                                                pick_codegen_target, relu_activations)
+from neurodecorr.backends.brian2_deploy import (  # noqa: E402
+    Brian2Backend,
+    SpikingLayer,
+    SpikingNet,
+    balance,
+    codegen_target,
+    pick_codegen_target,
+)
 from neurodecorr.backends.fold import FoldedLayer  # noqa: E402
+from neurodecorr.backends.prepare import relu_activations  # noqa: E402
 
-pytestmark = [pytest.mark.brian2,
-              pytest.mark.filterwarnings("ignore::DeprecationWarning:brian2"),
-              pytest.mark.filterwarnings("ignore::DeprecationWarning:pyparsing")]
+pytestmark = [pytest.mark.brian2]
 
 EARLY_STEPS = 3  # too few for the input to cross the layers and for rates to settle
 RATE_TOLERANCE = 0.03  # |spiking − rate| accuracy after 100 steps, on 100 digits test samples
 
 
 @pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("brian2") / "bp-seed"
-    config = TrainConfig(dataset="digits", model="small-mlp", rule="bp", decor="seed", epochs=3,
-                         batch_size=32, lr=1e-3, decor_lr=1e-3)
-    train(config, run_dir, progress=False, log=lambda _: None)
-    return run_dir
+def digits_run(deploy_run):
+    return deploy_run
 
 
 @pytest.fixture(scope="module")
 def current_report(digits_run):
-    return deploy_brian2(digits_run, samples=100, steps=100, input_mode="current", plot=True,
-                         log=lambda _: None)
+    return deploy(Brian2Backend(), digits_run, DeployOptions(samples=100, steps=100, plot=True),
+                  log=lambda _: None)
 
 
 def test_spiking_accuracy_approaches_the_rate_model(digits_run, current_report):
@@ -103,8 +103,8 @@ def test_threshold_balancing_keeps_the_function():
 
 
 def test_poisson_input_is_well_above_chance(digits_run):
-    r = deploy_brian2(digits_run, samples=100, steps=60, input_mode="poisson",
-                      log=lambda _: None)
+    r = deploy(Brian2Backend(), digits_run, DeployOptions(samples=100, steps=60, input_mode="poisson"),
+               log=lambda _: None)
     assert r["input_mode"] == "poisson"
     assert r["accuracy"] >= 0.8  # chance: 0.1; measured 0.96
     assert r["spikes_per_sample"]["by_layer"]["input"] > 0

@@ -12,7 +12,7 @@ from neurodecorr.devices import IdealDevice
 from neurodecorr.devices.loader import load_profile, profile_names
 from neurodecorr.energy import PRICE_KEYS, Counts, build_report, operations, required_prices
 from neurodecorr.energy.cost import PricingError, joules
-from neurodecorr.engine.state import make_learner
+from neurodecorr.engine.learner import make_learner
 from neurodecorr.engine.step import train_step
 from neurodecorr.nets.network import Layer, Network, forward
 from neurodecorr.nets.spec import HiddenSpec, NetSpec
@@ -26,18 +26,15 @@ def _dead_hidden_net():
     shapes = spec.layers(4, 2)
     layers = [Layer(shapes[0], -np.ones((3, 4), F32), -np.ones(3, F32)),
               Layer(shapes[1], np.ones((2, 3), F32), np.array([0.5, 0.0], F32))]
-    net = Network(spec, layers)
-    net.device = IdealDevice()
-    net.device.counts = Counts()
-    return net
+    return Network(spec, layers, IdealDevice(counter=Counts()))
 
 
 def test_exact_counts_of_a_forward_pass_and_a_silent_layer():
     net = _dead_hidden_net()
     x = np.array([[1, 0, 2, 0], [3, 4, 0, 0], [1, 1, 1, 1]], F32)  # 8 nonzero inputs
-    with net.device.counts.during("inference"):
+    with net.device.counter.during("inference"):
         forward(net, x)
-    c = net.device.counts
+    c = net.device.counter
     assert c.total("inference", "dense_synops", "0") == 3 * 4 * 3
     assert c.total("inference", "effective_synops", "0") == 8 * 3
     assert c.total("inference", "dense_synops", "1") == 3 * 3 * 2
@@ -54,8 +51,8 @@ def test_exact_counts_of_a_forward_pass_and_a_silent_layer():
 
 def test_exact_counts_of_one_training_step():
     spec = NetSpec("s", (HiddenSpec(5, "leaky_relu"),), "cross_entropy", "all")
-    learner = make_learner(TrainConfig(rule="bp", decor="seed"), spec, 4, 3)
-    counts = learner.net.device.counts = Counts()
+    counts = Counts()
+    learner = make_learner(TrainConfig(rule="bp", decor="seed"), spec, 4, 3, counter=counts)
     B = 10
     rng = np.random.default_rng(0)
     x = rng.standard_normal((B, 4)).astype(F32)
@@ -87,8 +84,8 @@ def test_node_perturbation_has_no_feedback_and_two_forward_passes():
     y = rng.integers(0, 3, 8)
     totals = {}
     for rule in ("bp", "np"):
-        learner = make_learner(TrainConfig(rule=rule, decor="none"), spec, 5, 3)
-        counts = learner.net.device.counts = Counts()
+        counts = Counts()
+        learner = make_learner(TrainConfig(rule=rule, decor="none"), spec, 5, 3, counter=counts)
         train_step(learner, x, y, np.random.default_rng(0), {})
         totals[rule] = counts
     assert totals["np"].total("feedback") == 0
@@ -152,8 +149,8 @@ def test_every_shipped_profile_prices_what_its_chip_performs(name, digits):
     assert required_prices(profile) <= set(profile.energy)
     result = train(TrainConfig(dataset="digits", profile=name, rule="bp", decor="seed", epochs=1,
                                batch_size=128), data=digits, progress=False, log=lambda s: None)
-    for phase, entry in result.energy["phases"].items():
-        for kind, n in entry["operations"].items():  # priced, or priced at zero on purpose
+    for entry in result.energy["phases"].values():
+        for kind in entry["operations"]:  # priced, or priced at zero on purpose
             assert entry["joules_by_kind"][kind] > 0 or profile.energy[PRICE_KEYS[kind]] == 0
 
 

@@ -5,8 +5,14 @@ import importlib.util
 import numpy as np
 import pytest
 
-from neurodecorr.backends.sigma_delta import (IntLayer, IntNet, emulate, lava_weight_grid,
-                                              parallel_streams, sample_stream)
+from neurodecorr.backends.sigma_delta import (
+    IntLayer,
+    IntNet,
+    emulate,
+    lava_weight_grid,
+    parallel_streams,
+    sample_stream,
+)
 
 lava = pytest.mark.skipif(importlib.util.find_spec("lava") is None, reason="lava-nc not installed")
 pytestmark = [pytest.mark.lava, lava]
@@ -118,8 +124,8 @@ def test_deploy_cli_writes_its_report(trained_run):
 
 
 def test_folding_decorrelation_preserves_the_function(trained_run):
-    from neurodecorr.backends.deploy import load_run
     from neurodecorr.backends.fold import fold, folded_forward
+    from neurodecorr.backends.prepare import load_run
     from neurodecorr.nets.network import predict
 
     _, learner, data = load_run(trained_run)

@@ -3,13 +3,14 @@
 import numpy as np
 import pytest
 
+from neurodecorr import keys
 from neurodecorr.engine.config import TrainConfig
-from neurodecorr.engine.state import make_learner
+from neurodecorr.engine.learner import make_learner
 from neurodecorr.engine.step import train_step
 from neurodecorr.nets.network import forward
-from neurodecorr.nets.spec import NetSpec, HiddenSpec
-from neurodecorr.rules import CREDIT_RULES, credit, plasticity
+from neurodecorr.nets.spec import HiddenSpec, NetSpec
 from neurodecorr.numerics import DTYPE
+from neurodecorr.rules import CREDIT_RULES, credit, plasticity
 
 SPEC = NetSpec("t", (HiddenSpec(12, "leaky_relu"), HiddenSpec(9, "tanh")), "cross_entropy", "all")
 
@@ -81,7 +82,7 @@ def test_fa_and_dfa_feedback_matrices_stay_fixed(digits):
             np.testing.assert_array_equal(v, before[k])
         assert not np.array_equal(learner.net.layers[1].W, W_before)
         if rule == "fa":  # B is not W and is not tied to it
-            assert not np.allclose(learner.credit_state["B1"], learner.net.layers[1].W)
+            assert not np.allclose(learner.credit_state[keys.B(1)], learner.net.layers[1].W)
 
 
 def _small_spec():
@@ -121,7 +122,7 @@ def test_every_synapse_changes_only_through_the_device_write(monkeypatch, digits
         written = set()
         real = learner.net.device.write
 
-        def spy(synapses, delta, key):
+        def spy(synapses, delta, key, written=written, real=real):
             written.add(id(synapses))
             real(synapses, delta, key)
 

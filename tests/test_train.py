@@ -114,6 +114,7 @@ def test_resume_refuses_changed_settings_and_new_run_refuses_old_dir(tmp_path, d
         train(other, tmp_path / "r", resume=True, data=digits, progress=False, log=lambda s: None)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the inf we inject
 def test_divergence_names_layer_and_step_and_keeps_checkpoint(tmp_path, digits, monkeypatch):
     cfg = TrainConfig(rule="bp", epochs=1, **FAST)
     out = tmp_path / "r"

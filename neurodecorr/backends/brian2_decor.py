@@ -38,14 +38,14 @@ noise and the finite-window estimation floor (E|r| = √(2/π)/√bins for indep
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from ..errors import RunError
-from .brian2_deploy import codegen_target, pick_codegen_target
+from neurodecorr.backends.brian2_deploy import codegen_target, pick_codegen_target
+from neurodecorr.errors import RunError
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """`neurodecorr deploy RUN --backend brian2`: a trained run as a network of integrate-and-fire
 neurons in Brian2 (rate-to-spike conversion), against the rate model on the same samples.
 
-Steps: load the run, fold decorrelation into the dense layers and replace hidden LeakyReLU by
-ReLU (`deploy.prepare`, shared with the Lava backend); balance thresholds on training data; build B copies of the spiking
-network in one `brian2.Network` (block-diagonal synapses: each copy is one sample); run each chunk
-of B samples for `steps` time steps of dt = 1 ms; classify by the output layer's potential.
+Steps: the shared preparation (`prepare`: the run loaded, decorrelation folded into the dense
+layers, hidden LeakyReLU as ReLU); thresholds balanced on training data (`prepare.balance_factors`);
+B copies of the spiking network in one `brian2.Network` (block-diagonal synapses: each copy is one
+sample); each chunk of B samples run for `steps` time steps of dt = 1 ms; classified by the output
+layer's potential.
 
 Neurons (hidden layer l, per copy; one step is dt = 1 ms):
 
@@ -32,13 +33,14 @@ Input (`input_mode`):
   argmax), and the λ_l are taken from the activations of s-scaled training samples.
 
 Spikes are counted twice: by each neuron's `count` (incremented in the reset) and by SpikeMonitors
-(optional); the report says whether they agree. Energy with the loihi2 profile, per sample:
+(optional); the report says whether they agree. Operations, priced by `deploy` (loihi2 profile):
 
-    ACs = Σ_spiking layers spikes × fan-out (+ input spikes × n_1 in poisson mode)
-    E   = (ACs · ac_pj + spikes · message_pj + neurons · steps · neuron_update_pj) · 1e-12 J
+    ACs (effective synaptic operations) = Σ_spiking layers spikes × fan-out
+                                          (+ input spikes × n_1 in poisson mode)
+    messages = spikes;  neuron updates = neurons · steps (hidden and output)
 
-(neurons: hidden and output; in current mode the one analog product W'_1 x per sample,
-n_in · n_1 multiply-adds, is reported as `input_macs_per_sample` and not priced.)
+(in current mode the one analog product W'_1 x per sample, n_in · n_1 multiply-adds, is reported
+as `input_macs_per_sample` and not priced.)
 
 Code generation: 'cython' where Cython compiles a test module, else 'numpy'; set through
 `brian2.prefs.codegen.target` only while a simulation runs, restored afterwards.
@@ -47,24 +49,19 @@ Code generation: 'cython' where Cython compiles a test module, else 'numpy'; set
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from ..devices.loader import load_profile
-from ..energy.cost import PJ
-from ..engine import rundir
-from ..errors import RunError
-from .deploy import prepare
-from .fold import FoldedLayer
+from neurodecorr.backends.base import BackendRun, inference_counts
+from neurodecorr.backends.fold import FoldedLayer
+from neurodecorr.backends.prepare import BALANCE_SAMPLES, INPUT_MODES, balance_factors
+from neurodecorr.errors import RunError
 
-INPUT_MODES = ("current", "poisson")
 MAX_SYNAPSES = 3e7  # synapses in one Brian2 run (≈ 1–2 GB of Brian2 state)
-BALANCE_SAMPLES = 2000
-BALANCE_PERCENTILE = 99.9
 MAX_CURVE_POINTS = 200
 MONITOR_AUTO_LIMIT = 1e8  # spiking neuron-steps up to which SpikeMonitors are on by default
 
@@ -116,26 +113,11 @@ def input_scale(x: np.ndarray, input_mode: str) -> np.ndarray:
     return 1.0 / np.where(peak > 0, peak, 1.0)
 
 
-def relu_activations(layers: list[FoldedLayer], x: np.ndarray, s: np.ndarray) -> list[np.ndarray]:
-    """Hidden ReLU activations (N, n_l) of the net with input x·s and biases b·s (per sample)."""
-    a = x.astype(np.float64) * s[:, None]
-    out = []
-    for layer in layers[:-1]:
-        a = np.maximum(a @ layer.W.T + s[:, None] * layer.b, 0.0)
-        out.append(a)
-    return out
-
-
 def balance(layers: list[FoldedLayer], x_train: np.ndarray, input_mode: str) -> list[SpikingLayer]:
-    """Threshold balancing: W'_l = W_l λ_{l−1}/λ_l, b'_l = b_l/λ_l with λ_l the 99.9th percentile
-    of layer l's ReLU activations on up to 2,000 training samples (λ_0 = λ_L = 1)."""
+    """Threshold balancing: W'_l = W_l λ_{l−1}/λ_l, b'_l = b_l/λ_l with λ_l from
+    `prepare.balance_factors` on s-scaled training samples (λ_0 = λ_L = 1)."""
     x = x_train[:BALANCE_SAMPLES]
-    acts = relu_activations(layers, x, input_scale(x, input_mode))
-    lams = [1.0]
-    for a in acts:
-        lam = float(np.percentile(a, BALANCE_PERCENTILE))
-        lams.append(lam if lam > 0 else 1.0)
-    lams.append(1.0)
+    lams = [1.0, *balance_factors(layers, x, input_scale(x, input_mode)), 1.0]
     return [SpikingLayer(l.W * lams[i] / lams[i + 1], l.b / lams[i + 1],
                          spiking=i < len(layers) - 1, lam=lams[i + 1])
             for i, l in enumerate(layers)]
@@ -328,98 +310,86 @@ def plot_accuracy(path: Path, accuracy: np.ndarray, rate_accuracy: float, title:
     plt.close(fig)
 
 
-def deploy_brian2(run_dir, samples: int = 200, steps: int = 100, input_mode: str = "current",
-                  plot: bool = False, batch: int | None = None, monitors: bool | None = None,
-                  seed: int = 0, log: Callable[[str], None] = print) -> dict:
-    """Run `samples` test samples of the run in `run_dir` as a spiking network in Brian2 for
-    `steps` steps each; write and return the report (`deploy-brian2.json`).
+class Brian2Backend:
+    """`samples` test samples of a run as a spiking network in Brian2, `steps` steps each.
 
     batch: copies per Brian2 run (default: as many as keep ≤ 3e7 synapses). monitors: record
-    SpikeMonitors too (default: when samples × steps × spiking neurons ≤ 1e8).
-    """
-    if samples < 1 or steps < 1:
-        raise RunError(f"--samples and --steps must be positive, found {samples} and {steps}")
-    if input_mode not in INPUT_MODES:
-        raise RunError(f"input mode {input_mode!r} is not one of {', '.join(INPUT_MODES)}")
-    if batch is not None and batch < 1:
-        raise RunError(f"batch must be a positive number of copies, found {batch}")
-    try:
-        import brian2  # noqa: F401
-    except ImportError:
-        raise RunError("brian2 is not installed: `pip install brian2` (2.9 is tested)") from None
-    run_dir = Path(run_dir)
-    d = prepare(run_dir, samples, steps, "integrate-and-fire neurons", log)
-    data, x, y, samples, folded = d.data, d.x, d.y, d.samples, d.layers
-    rate_accuracy, relu_accuracy = d.rate_accuracy, d.relu_float_accuracy
-    layers = balance(folded, data.x_train, input_mode)
-    batch = min(batch or auto_batch(layers, input_mode, samples), samples)
-    spiking_neurons = sum(l.W.shape[0] for l in layers if l.spiking)
-    if monitors is None:
-        monitors = samples * steps * spiking_neurons <= MONITOR_AUTO_LIMIT
+    SpikeMonitors too (default: when samples × steps × spiking neurons ≤ 1e8). seed: Brian2's
+    random numbers (Poisson input)."""
 
-    target = pick_codegen_target()
-    log(f"brian2 ({target}): {samples} samples × {steps} steps, {input_mode} input, "
-        f"{batch} copies per run ({batch * synapses_per_copy(layers, input_mode):,} synapses)")
-    t0 = time.perf_counter()
-    with codegen_target(target):
-        result, build_s, run_s = simulate(layers, x, steps, input_mode, batch, monitors, seed, log)
-    seconds = time.perf_counter() - t0
+    name = "brian2"
+    requires = "brian2"
+    default_steps = 100
+    neurons = "integrate-and-fire neurons"
 
-    pred = result.potential.argmax(axis=2)  # (N, steps)
-    by_step = np.mean(pred == y[:, None], axis=0)
-    names = (["input"] if input_mode == "poisson" else []) + \
-        [f"layer{i}" for i, l in enumerate(layers) if l.spiking]
-    totals = [int(c.sum()) for c in result.counts]
-    fan_out = ([layers[0].W.shape[0]] if input_mode == "poisson" else []) + \
-        [layers[i + 1].W.shape[0] for i, l in enumerate(layers) if l.spiking]
-    spikes = sum(totals) / samples
-    acs = sum(t * f for t, f in zip(totals, fan_out)) / samples
-    neurons = sum(l.W.shape[0] for l in layers)
-    profile = load_profile("loihi2")
-    prices = {k: float(profile.energy[k]) for k in ("ac_pj", "message_pj", "neuron_update_pj")}
-    energy = (acs * prices["ac_pj"] + spikes * prices["message_pj"]
-              + neurons * steps * prices["neuron_update_pj"]) * PJ
-    report = {
-        "backend": "brian2",
-        "run": str(run_dir),
-        "samples": samples,
-        "steps": steps,
-        "dt_s": 1e-3,
-        "input_mode": input_mode,
-        "accuracy": float(by_step[-1]),
-        "rate_accuracy": rate_accuracy,
-        "relu_float_accuracy": relu_accuracy,
-        "accuracy_by_step": _curve(by_step),
-        "spikes_per_sample": {"total": spikes,
-                              "by_layer": {n: t / samples for n, t in zip(names, totals)}},
-        "spikes_total": dict(zip(names, totals)),
-        "monitor_spikes_total": (dict(zip(names, (int(c.sum()) for c in result.monitor_counts)))
-                                 if monitors else None),
-        "counts_match_monitors": (all(np.array_equal(a, b) for a, b in
-                                      zip(result.counts, result.monitor_counts))
-                                  if monitors else None),
-        "acs_per_sample": acs,
-        "neuron_updates_per_sample": neurons * steps,
-        "input_macs_per_sample": layers[0].W.size if input_mode == "current" else 0,
-        "energy_per_sample_j": energy,
-        "prices_pj": prices,
-        "thresholds_lambda": [l.lam for l in layers],
-        "codegen_target": target,
-        "batch": batch,
-        "synapses_per_run": batch * synapses_per_copy(layers, input_mode),
-        "seconds": seconds,
-        "seconds_build": build_s,
-        "seconds_run": run_s,
-        "samples_per_second": samples / seconds,
-    }
-    rundir.write_json(run_dir / "deploy-brian2.json", report)
-    if plot:
-        plot_accuracy(run_dir / "accuracy_vs_steps.png", by_step, rate_accuracy,
-                      f"{data.name}: {samples} samples, {input_mode} input")
-    quarter = by_step[max(0, steps // 4 - 1)]
-    log(f"spiking accuracy {100 * by_step[-1]:.2f}% after {steps} steps "
-        f"({100 * quarter:.2f}% after {max(1, steps // 4)}); "
-        f"rate model {100 * rate_accuracy:.2f}%, float ReLU net {100 * relu_accuracy:.2f}%")
-    log(f"per sample: {spikes:.0f} spikes, {acs:.0f} ACs, {energy:.3e} J on loihi2; "
-        f"{seconds:.1f} s ({samples / seconds:.1f} samples/s, codegen {target})")
-    return report
+    def __init__(self, batch: int | None = None, monitors: bool | None = None, seed: int = 0):
+        if batch is not None and batch < 1:
+            raise RunError(f"batch must be a positive number of copies, found {batch}")
+        self.batch, self.monitors, self.seed = batch, monitors, seed
+
+    def run(self, d, options, log):
+        steps, input_mode, samples = options.steps, options.input_mode, d.samples
+        layers = balance(d.layers, d.data.x_train, input_mode)
+        batch = min(self.batch or auto_batch(layers, input_mode, samples), samples)
+        spiking_neurons = sum(l.W.shape[0] for l in layers if l.spiking)
+        monitors = self.monitors
+        if monitors is None:
+            monitors = samples * steps * spiking_neurons <= MONITOR_AUTO_LIMIT
+
+        target = pick_codegen_target()
+        log(f"brian2 ({target}): {samples} samples × {steps} steps, {input_mode} input, "
+            f"{batch} copies per run ({batch * synapses_per_copy(layers, input_mode):,} synapses)")
+        t0 = time.perf_counter()
+        with codegen_target(target):
+            result, build_s, run_s = simulate(layers, d.x, steps, input_mode, batch, monitors,
+                                              self.seed, log)
+        seconds = time.perf_counter() - t0
+
+        pred = result.potential.argmax(axis=2)  # (N, steps)
+        by_step = np.mean(pred == d.y[:, None], axis=0)
+        poisson = input_mode == "poisson"
+        # spiking populations in order (the input population first in poisson mode), the
+        # dense layer each one feeds, and that layer's fan-out
+        names = (["input"] if poisson else []) + [f"layer{i}" for i, l in enumerate(layers) if l.spiking]
+        feeds = ([0] if poisson else []) + [i + 1 for i, l in enumerate(layers) if l.spiking]
+        totals = [int(c.sum()) for c in result.counts]
+        counts = inference_counts(samples)
+        for total, layer in zip(totals, feeds):
+            counts.add(str(layer), "effective_synops", total * layers[layer].W.shape[0])
+            # messages are filed with the layer they arrive at (the input population: layer 0)
+            counts.add(str(layer), "messages", total)
+        for i, layer in enumerate(layers):
+            counts.add(str(i), "neuron_updates", layer.W.shape[0] * steps * samples)
+        spikes = sum(totals) / samples
+        details = {
+            "dt_s": 1e-3,
+            "input_mode": input_mode,
+            "accuracy_by_step": _curve(by_step),
+            "spikes_per_sample": {"total": spikes,
+                                  "by_layer": {n: t / samples for n, t in zip(names, totals)}},
+            "spikes_total": dict(zip(names, totals)),
+            "monitor_spikes_total": (dict(zip(names, (int(c.sum()) for c in result.monitor_counts)))
+                                     if monitors else None),
+            "counts_match_monitors": (all(np.array_equal(a, b) for a, b in
+                                          zip(result.counts, result.monitor_counts))
+                                      if monitors else None),
+            "acs_per_sample": counts.total(kind="effective_synops") / samples,
+            "neuron_updates_per_sample": counts.total(kind="neuron_updates") / samples,
+            "input_macs_per_sample": layers[0].W.size if input_mode == "current" else 0,
+            "thresholds_lambda": [l.lam for l in layers],
+            "codegen_target": target,
+            "batch": batch,
+            "synapses_per_run": batch * synapses_per_copy(layers, input_mode),
+            "seconds": seconds,
+            "seconds_build": build_s,
+            "seconds_run": run_s,
+            "samples_per_second": samples / seconds,
+        }
+        if options.plot:
+            plot_accuracy(d.run_dir / "accuracy_vs_steps.png", by_step, d.rate_accuracy,
+                          f"{d.data.name}: {samples} samples, {input_mode} input")
+        quarter = by_step[max(0, steps // 4 - 1)]
+        summary = (f"spiking accuracy {100 * quarter:.2f}% after {max(1, steps // 4)} steps; per "
+                   f"sample {spikes:.0f} spikes, {details['acs_per_sample']:.0f} ACs; {seconds:.1f} s "
+                   f"({samples / seconds:.1f} samples/s, codegen {target})")
+        return BackendRun(float(by_step[-1]), counts, details, summary)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..nets.network import Network
+from neurodecorr.nets.network import Network
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def fold(net: Network) -> list[FoldedLayer]:
 
 def folded_forward(layers: list[FoldedLayer], x: np.ndarray) -> np.ndarray:
     """Outputs of the folded float network (for checking the fold): x (B, n_in) → (B, n_out)."""
-    from ..nets.activations import ACTIVATIONS
+    from neurodecorr.nets.activations import ACTIVATIONS
 
     a = x.astype(np.float64)
     for layer in layers:

@@ -60,7 +60,7 @@ def install() -> None:
 
 def import_lava():
     """Install the hook and import Lava's core; a clear error says how to install it if absent."""
-    from ..errors import NeurodecorrError
+    from neurodecorr.errors import NeurodecorrError
 
     if importlib.util.find_spec("lava") is None:
         raise NeurodecorrError(

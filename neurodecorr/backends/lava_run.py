@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .lava_compat import import_lava
-from .sigma_delta import IntNet, Trace
+from neurodecorr.backends.lava_compat import import_lava
+from neurodecorr.backends.sigma_delta import IntNet, Trace
 
 
 def run_lava(net: IntNet, stream: np.ndarray, record: bool = False, reset_every: int | None = None):

@@ -3,10 +3,11 @@
 The graph holds the network as deployed: decorrelation folded in, weights and biases at the
 fixed-point values Lava runs (W_int · 2^weight_exp, bias_int / 2^frac_bits). NIR has no graded
 ReLU neuron, so hidden layers are exported as the standard rate-coded equivalent, integrate-and-
-fire neurons with data-based threshold balancing: θ_l is the 99.9th percentile of layer l's ReLU
-activations on training samples, IF neurons get v_threshold = θ_l (and r = 1, reset to 0), and the
-next Affine's weights are multiplied by θ_l, so a spike rate r_l ≈ ReLU(h_l)/θ_l carries the
-activation. The output layer is an Affine read out directly.
+fire neurons with data-based threshold balancing (`prepare.balance_factors`, as the Brian2
+backend does): θ_l is the 99.9th percentile of layer l's ReLU activations on training samples,
+IF neurons get v_threshold = θ_l (and r = 1, reset to 0), and the next Affine's weights are
+multiplied by θ_l, so a spike rate r_l ≈ ReLU(h_l)/θ_l carries the activation. The output layer
+is an Affine read out directly.
 
     input → affine0 → if0 → affine1 → if1 → … → affineL → output
 """
@@ -17,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .deploy import _relu_variant, load_run
-from .fold import fold
-from .sigma_delta import quantise
+from neurodecorr.backends.fold import FoldedLayer, fold
+from neurodecorr.backends.prepare import balance_factors, load_run, relu_variant
+from neurodecorr.backends.sigma_delta import quantise
 
 
 def deployed_float_layers(net_int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -28,17 +29,14 @@ def deployed_float_layers(net_int) -> list[tuple[np.ndarray, np.ndarray]]:
              l.bias.astype(np.float64) / 2.0 ** net_int.frac_bits) for l in net_int.layers]
 
 
-def export_nir(run_dir, path, frac_bits: int = 6, balance_samples: int = 2000):
+def export_nir(run_dir, path, frac_bits: int = 6):
     import nir
 
     _, learner, data = load_run(run_dir)
-    net_int = quantise(_relu_variant(fold(learner.net)), frac_bits=frac_bits)
+    net_int = quantise(relu_variant(fold(learner.net)), frac_bits=frac_bits)
     layers = deployed_float_layers(net_int)
-    x = data.x_train[:balance_samples].astype(np.float64)
-    thresholds, a = [], x
-    for W, b in layers[:-1]:
-        a = np.maximum(a @ W.T + b, 0)
-        thresholds.append(max(float(np.percentile(a, 99.9)), 1e-6))
+    relu = ["relu"] * (len(layers) - 1) + ["identity"]
+    thresholds = balance_factors([FoldedLayer(W, b, a) for (W, b), a in zip(layers, relu)], data.x_train)
     nodes = {"input": nir.Input(input_type={"input": np.array([data.n_features])})}
     edges, previous, scale = [], "input", 1.0
     for i, (W, b) in enumerate(layers):

@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..numerics import DTYPE
-from ..energy.counters import nonzero
-from .ideal import IdealDevice
-from .quantise import stochastic_round
+from neurodecorr.devices.ideal import IdealDevice
+from neurodecorr.devices.quantise import stochastic_round
+from neurodecorr.keys import ArrayKey, Role
+from neurodecorr.numerics import DTYPE
 
 
 def pcm_read_sigma(g: np.ndarray, t_s: float, t_read_s: float) -> np.ndarray:
@@ -60,13 +60,15 @@ def pcm_drift(g: np.ndarray, t_s: float, t0_s: float, rng: np.random.Generator) 
 
 
 class CrossbarDevice(IdealDevice):
-    def __init__(self, profile, rng=None, read_time_s: float | None = None):
-        super().__init__(profile, rng)
+    def __init__(self, profile, rng=None, counter=None, read_time_s: float | None = None):
+        super().__init__(profile, rng, counter)
         self.xb = profile.crossbar
         self.pcm, self.rram = profile.pcm, profile.rram
-        self.scales: dict[str, float] = {}
-        self.extra: dict[str, np.ndarray] = {}  # per-array device state (accumulators, spreads)
-        self._noise_sq: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.scales: dict[ArrayKey, float] = {}
+        # per-array device state: (what, key) → array; what is "acc" (PCM accumulators), "dw"
+        # and "ud" (RRAM step sizes and up/down asymmetries)
+        self.extra: dict[tuple[str, ArrayKey], np.ndarray] = {}
+        self._noise_sq: dict[ArrayKey, tuple[np.ndarray, np.ndarray]] = {}
         if read_time_s is None and self.pcm is not None:
             read_time_s = self.pcm.t0_s
         self.read_time_s = read_time_s
@@ -76,21 +78,21 @@ class CrossbarDevice(IdealDevice):
         return 1.0 if self.pcm is not None else min(-self.rram.w_min, self.rram.w_max)
 
     def install(self, key, array):
-        if key.endswith(".b"):
+        if key.role is Role.b:
             return
         max_abs = float(np.max(np.abs(array))) if array.size else 0.0
         self.scales[key] = max(max_abs, 1e-12) * self.xb.weight_headroom / self._range()
         if self.pcm is not None:
-            self.extra[f"acc/{key}"] = np.zeros_like(array)
+            self.extra["acc", key] = np.zeros_like(array)
         else:
             r = self.rram
-            self.extra[f"dw/{key}"] = np.maximum(
+            self.extra["dw", key] = np.maximum(
                 r.dw_min * (1 + r.dw_min_dtod * self.rng.standard_normal(array.shape)), 0).astype(DTYPE)
-            self.extra[f"ud/{key}"] = (r.up_down + r.up_down_dtod
+            self.extra["ud", key] = (r.up_down + r.up_down_dtod
                                        * self.rng.standard_normal(array.shape)).astype(DTYPE)
 
     def write(self, array, delta, key):
-        if key.endswith(".b"):
+        if key.role is Role.b:
             super().write(array, delta, key)
             return
         self._noise_sq.pop(key, None)
@@ -100,8 +102,8 @@ class CrossbarDevice(IdealDevice):
         change = -delta / scale
         update = self._pcm_update if self.pcm is not None else self._rram_update
         w, moved = update(w, change, key)
-        if self.counts is not None:  # a rescale reprograms every device; else the moved ones
-            self.count_writes(key, nonzero(array) if rescaled else moved, array.size)
+        # a rescale reprograms every (nonzero) device; else the moved ones
+        self.counter.writes(key, array if rescaled else moved, array.size)
         np.multiply(w, scale, out=array)
 
     def _adapt_scale(self, array, delta, key) -> bool:
@@ -112,7 +114,7 @@ class CrossbarDevice(IdealDevice):
         limit = self._range() * self.scales[key]
         fitted = max(target_max, 1e-12) * self.xb.weight_headroom / self._range()
         if target_max > limit or 4 * fitted < self.scales[key]:
-            acc = self.extra.get(f"acc/{key}")
+            acc = self.extra.get(("acc", key))
             if acc is not None:
                 acc *= DTYPE(self.scales[key] / fitted)  # accumulators are in device units
             self.scales[key] = fitted
@@ -120,7 +122,7 @@ class CrossbarDevice(IdealDevice):
         return False
 
     def _pcm_update(self, w, change, key):
-        acc = self.extra[f"acc/{key}"]
+        acc = self.extra["acc", key]
         acc += change
         eps = DTYPE(self.pcm.update_granularity)
         n = np.trunc(acc / eps)
@@ -134,7 +136,7 @@ class CrossbarDevice(IdealDevice):
 
     def _rram_update(self, w, change, key):
         r = self.rram
-        dw, ud = self.extra[f"dw/{key}"], self.extra[f"ud/{key}"]
+        dw, ud = self.extra["dw", key], self.extra["ud", key]
         n = np.clip(stochastic_round(change / np.maximum(dw, DTYPE(1e-12)), self.rng),
                     -r.max_pulses, r.max_pulses)
         moved = n != 0
@@ -165,14 +167,13 @@ class CrossbarDevice(IdealDevice):
         return sq
 
     def mvm(self, x, W, key):
-        if self.counts is not None:
-            self.count_product(x, W.shape[0], key)
+        self.counter.product(key, x, W.shape[0])
         return self._product(x, W, key, transposed=False)
 
     def mvm_t(self, e, W, key):
-        if self.counts is not None:
-            self.count_product(e, W.shape[1], key)
+        self.counter.product(key, e, W.shape[1])
         return self._product(e, W, key, transposed=True)
+
     def _product(self, x, W, key, transposed):
         xb = self.xb
         scale = DTYPE(self.scales[key])
@@ -209,26 +210,27 @@ class CrossbarDevice(IdealDevice):
         return _ProgrammedPCM(self)
 
     def state_arrays(self):
-        out = {f"scale/{k}": np.array(v) for k, v in self.scales.items()}
-        out.update(self.extra)
+        out = {f"scale/{k.name}": np.array(v) for k, v in self.scales.items()}
+        out.update({f"{what}/{key.name}": v for (what, key), v in self.extra.items()})
         return out
 
     def load_state_arrays(self, arrays):
-        for k, v in arrays.items():
-            if k.startswith("scale/"):
-                self.scales[k[6:]] = float(v)
+        for name, v in arrays.items():
+            what, _, key = name.partition("/")
+            if what == "scale":
+                self.scales[ArrayKey.parse(key)] = float(v)
             else:
-                self.extra[k] = np.array(v)
+                self.extra[what, ArrayKey.parse(key)] = np.array(v)
 
 
 class _ProgrammedPCM(CrossbarDevice):
     """A read-only view of a PCM crossbar after one-shot programming and drift."""
 
     def __init__(self, trained: CrossbarDevice):
-        super().__init__(trained.profile, trained.rng, read_time_s=trained.pcm.inference_time_s)
+        super().__init__(trained.profile, trained.rng, trained.counter,
+                         read_time_s=trained.pcm.inference_time_s)
         self.scales = trained.scales
-        self.counts = trained.counts
-        self._programmed: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
+        self._programmed: dict[ArrayKey, tuple[np.ndarray, np.ndarray, float]] = {}
 
     def _drifted(self, W, key):
         cached = self._programmed.get(key)

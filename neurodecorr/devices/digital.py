@@ -17,22 +17,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..energy.counters import nonzero
-from .ideal import IdealDevice
-from .quantise import block_float, fixed_point, shared_exponent, to_grid
+from neurodecorr.devices.ideal import IdealDevice
+from neurodecorr.devices.quantise import block_float, fixed_point, shared_exponent, to_grid
+from neurodecorr.keys import ArrayKey, Role
 
 
 class DigitalDevice(IdealDevice):
-    def __init__(self, profile, rng=None):
-        super().__init__(profile, rng)
+    def __init__(self, profile, rng=None, counter=None):
+        super().__init__(profile, rng, counter)
         self.spec = profile.digital
-        self.exponents: dict[str, int] = {}
-
-    def _is_bias(self, key: str) -> bool:
-        return key.endswith(".b")
+        self.exponents: dict[ArrayKey, int] = {}
 
     def install(self, key, array):
-        if self._is_bias(key):
+        if key.role is Role.b:
             array[...] = self.state(array)
             return
         max_abs = float(np.max(np.abs(array))) if array.size else 0.0
@@ -67,22 +64,21 @@ class DigitalDevice(IdealDevice):
 
     def write(self, array, delta, key):
         target = array - delta
-        if self._is_bias(key):
+        if key.role is Role.b:
             s = self.spec
             new = fixed_point(target, s.state_bits, s.state_frac_bits, self._rounding_rng())
         else:
             if self.spec.adapt_range:
                 self._adapt_exponent(key, float(np.max(np.abs(target))) if target.size else 0.0)
             new = self._weight_grid(target, key, self._rounding_rng())
-        if self.counts is not None:
-            self.count_writes(key, nonzero(new - array), array.size)
+        self.counter.writes(key, new != array, array.size)
         array[...] = new
 
     def state_arrays(self):
-        return {f"exp/{k}": np.array(v, dtype=np.int64) for k, v in self.exponents.items()}
+        return {f"exp/{k.name}": np.array(v, dtype=np.int64) for k, v in self.exponents.items()}
 
     def load_state_arrays(self, arrays):
         for k, v in arrays.items():
             if k.startswith("exp/"):
-                self.exponents[k[4:]] = int(v)
+                self.exponents[ArrayKey.parse(k[4:])] = int(v)
 

@@ -22,10 +22,9 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..energy.cost import PRICE_KEYS
-from ..errors import ProfileError
-from ..resources import find_file, shipped_files
-from .profile import CrossbarSpec, DigitalSpec, PCMSpec, Profile, RRAMSpec
+from neurodecorr.devices.profile import PRICE_KEYS, CrossbarSpec, DigitalSpec, PCMSpec, Profile, RRAMSpec
+from neurodecorr.errors import ProfileError
+from neurodecorr.resources import find_file, shipped_files
 
 KINDS = ("ideal", "digital", "crossbar")
 TECHNOLOGIES = ("pcm", "rram")

@@ -20,6 +20,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# The [energy] table: the price, in picojoules, of each kind of operation a chip performs
+# (operation kind → TOML key). `energy.cost` says which kinds each profile kind performs.
+PRICE_KEYS = {
+    "macs": "mac_pj",
+    "acs": "ac_pj",
+    "neuron_updates": "neuron_update_pj",
+    "messages": "message_pj",
+    "synapse_writes": "synapse_write_pj",
+    "memory_bytes": "memory_byte_pj",
+    "adc_conversions": "adc_conversion_pj",
+    "dac_conversions": "dac_conversion_pj",
+}
+
 
 @dataclass(frozen=True)
 class DigitalSpec:

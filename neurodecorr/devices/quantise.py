@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..numerics import DTYPE
+from neurodecorr.numerics import DTYPE
 
 
 def stochastic_round(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -22,19 +22,10 @@ adc_conversion_pj, dac_conversion_pj. A profile must price every operation its k
 
 from __future__ import annotations
 
-from ..errors import NeurodecorrError
-from .counters import PHASES, TRAINING_PHASES, Counts, layer_sort_key
+from neurodecorr.devices.profile import PRICE_KEYS
+from neurodecorr.energy.counters import PHASES, TRAINING_PHASES, Counts, is_decorrelation_stage, stage_sort_key
+from neurodecorr.errors import NeurodecorrError
 
-PRICE_KEYS = {
-    "macs": "mac_pj",
-    "acs": "ac_pj",
-    "neuron_updates": "neuron_update_pj",
-    "messages": "message_pj",
-    "synapse_writes": "synapse_write_pj",
-    "memory_bytes": "memory_byte_pj",
-    "adc_conversions": "adc_conversion_pj",
-    "dac_conversions": "dac_conversion_pj",
-}
 PJ = 1e-12
 FLOAT_BYTES = 4
 
@@ -115,11 +106,11 @@ def build_report(counts: Counts, profile) -> dict:
     """The energy report of a run (what energy.json holds)."""
     phases = {phase: _entry(counts, profile, phase=phase) for phase in PHASES}
     layers = {}
-    for layer in sorted({l for (_, l, _) in counts.table}, key=layer_sort_key):
+    for layer in sorted({l for (_, l, _) in counts.table}, key=stage_sort_key):
         layers[layer] = {phase: _entry(counts, profile, phase, layer) for phase in PHASES
                          if any(p == phase and l == layer for (p, l, _) in counts.table)}
     folded = sum(entry["inference"]["joules"] for label, entry in layers.items()
-                 if not label.endswith("R") and "inference" in entry)
+                 if not is_decorrelation_stage(label) and "inference" in entry)
     training_j = sum(phases[p]["joules"] for p in TRAINING_PHASES)
     n_train, n_test = counts.samples["training"], counts.samples["inference"]
     inference = phases["inference"]["counts"]

@@ -6,8 +6,9 @@ what it costs on one chip: `energy.cost` turns them into the operations a given 
 performs (MACs, event-driven ACs, conversions, memory traffic) and prices those, so the same
 counts can be re-priced for another profile.
 
-Layers are labels: "3" for dense layer 3 (its weights, biases and feedback matrices) and "3R"
-for the decorrelation stage before it.
+Work is filed by stage, a label of the `ArrayKey` it used (`keys.ArrayKey.stage`): "3" for dense
+layer 3 (its weights, biases and feedback matrices) and "3R" for the decorrelation stage before
+it. `Counts` is the `devices.base.Counter` a training run gives its device.
 
 Phases: inference (the forward pass of an evaluation), learning_forward (training forward
 passes; node perturbation's noisy pass too), feedback (BP/FA backward passes, DFA's direct
@@ -28,17 +29,18 @@ from which weight reads and crossbar conversions follow for any tile size.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from contextlib import contextmanager
 
 import numpy as np
 
+from neurodecorr.keys import ArrayKey
+
 PHASES = ("inference", "learning_forward", "feedback", "decorrelation", "weight_update")
 TRAINING_PHASES = PHASES[1:]
 KINDS = ("dense_synops", "effective_synops", "update_macs", "neuron_updates", "messages",
          "synapse_writes", "written_synapses")
-_LAYER = re.compile(r"(\d+)")
+DECORRELATION_SUFFIX = "R"  # stage "3R": the decorrelation before dense layer 3
 
 
 def nonzero(x) -> int:
@@ -47,23 +49,19 @@ def nonzero(x) -> int:
     return int(np.count_nonzero(x != 0))
 
 
-def layer_of(key: str) -> str:
-    """The layer (stage) an array's work is counted under: "layer3.W", "layer3.b", "credit.B3"
-    and "credit.D3" → "3"; a decorrelation matrix "layer3.R" → "3R", its own stage, so a
-    report shows what decorrelation costs and what inference costs with it folded away."""
-    match = _LAYER.search(key)
-    label = match.group(1) if match else "?"
-    return label + "R" if key.endswith(".R") else label
+def is_decorrelation_stage(stage: str) -> bool:
+    """A decorrelation stage folds into the next layer when the network is deployed."""
+    return stage.endswith(DECORRELATION_SUFFIX)
 
 
-def layer_sort_key(label: str):
+def stage_sort_key(stage: str):
     """"0R", "0", "1R", "1", …: each decorrelation stage before its dense layer."""
-    digits = label.rstrip("R")
-    return (int(digits) if digits.isdigit() else -1, not label.endswith("R"))
+    digits = stage.removesuffix(DECORRELATION_SUFFIX)
+    return (int(digits) if digits.isdigit() else -1, not is_decorrelation_stage(stage))
 
 
 class Counts:
-    """Totals by (phase, layer, kind). Cheap to update: a few dict additions per product."""
+    """Totals by (phase, stage, kind). Cheap to update: a few dict additions per product."""
 
     def __init__(self):
         self.table: dict[tuple[str, str, str], int] = defaultdict(int)
@@ -82,12 +80,38 @@ class Counts:
         finally:
             self.phase = previous
 
-    def add(self, layer: str, kind: str, n) -> None:
-        if n:
-            self.table[(self.phase, layer, kind)] += int(n)
+    # ------------------------------------------------------------ the Counter interface
+    def product(self, key: ArrayKey, x: np.ndarray, n_out: int) -> None:
+        """A product of the batch x (B, n_in) with the array `key` of n_out outputs."""
+        stage = key.stage
+        self.add(stage, "dense_synops", x.size * n_out)
+        self.add(stage, "effective_synops", nonzero(x) * n_out)
+        self.add_product(stage, len(x), x.shape[-1], n_out)
 
-    def add_product(self, layer: str, rows: int, n_in: int, n_out: int) -> None:
-        entry = self.products[(self.phase, layer, n_in, n_out)]
+    def neurons(self, key: ArrayKey, h: np.ndarray, out: np.ndarray) -> None:
+        """Neuron updates for every state in h, messages for every nonzero output."""
+        self.add(key.stage, "neuron_updates", h.size)
+        self.add(key.stage, "messages", nonzero(out))
+
+    def update(self, key: ArrayKey, modulator: np.ndarray, pre: np.ndarray) -> None:
+        """Forming an update e·preᵀ: B·n_out·n_in multiply-accumulates where a processor does it."""
+        self.add(key.stage, "update_macs", modulator.size * pre.shape[-1])
+
+    def writes(self, key: ArrayKey, changed, size: int) -> None:
+        """`changed` entries (an int, or the nonzeros of an array) of an array of `size` were
+        written. A bias is a neuron's parameter, not a synapse: it moves memory on a processor
+        but is no synapse write."""
+        if key.is_synapse:
+            self.add(key.stage, "synapse_writes", changed if isinstance(changed, int) else nonzero(changed))
+        self.add(key.stage, "written_synapses", size)
+
+    # ------------------------------------------------------------ totals
+    def add(self, stage: str, kind: str, n) -> None:
+        if n:
+            self.table[(self.phase, stage, kind)] += int(n)
+
+    def add_product(self, stage: str, rows: int, n_in: int, n_out: int) -> None:
+        entry = self.products[(self.phase, stage, n_in, n_out)]
         entry[0] += int(rows)
         entry[1] += 1
 
@@ -97,15 +121,15 @@ class Counts:
         for key in [k for k in self.products if k[0] == phase]:
             del self.products[key]
 
-    def total(self, phase: str | None = None, kind: str | None = None, layer: str | None = None) -> int:
-        return sum(n for (p, l, k), n in self.table.items()
+    def total(self, phase: str | None = None, kind: str | None = None, stage: str | None = None) -> int:
+        return sum(n for (p, s, k), n in self.table.items()
                    if (phase is None or p == phase) and (kind is None or k == kind)
-                   and (layer is None or l == layer))
+                   and (stage is None or s == stage))
 
-    def select_products(self, phase=None, layer=None):
-        """(n_in, n_out, rows, calls) of the products in the selected phase/layer."""
-        return [(n_in, n_out, rows, calls) for (p, l, n_in, n_out), (rows, calls) in self.products.items()
-                if (phase is None or p == phase) and (layer is None or l == layer)]
+    def select_products(self, phase=None, stage=None):
+        """(n_in, n_out, rows, calls) of the products in the selected phase/stage."""
+        return [(n_in, n_out, rows, calls) for (p, s, n_in, n_out), (rows, calls) in self.products.items()
+                if (phase is None or p == phase) and (stage is None or s == stage)]
 
     def to_dict(self) -> dict:
         return {"samples": dict(self.samples),
@@ -113,7 +137,7 @@ class Counts:
                 "products": [[*k, *v] for k, v in sorted(self.products.items())]}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Counts":
+    def from_dict(cls, data: dict) -> Counts:
         counts = cls()
         counts.samples.update(data.get("samples", {}))
         for p, l, k, n in data.get("table", []):

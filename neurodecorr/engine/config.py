@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..errors import SpecError
-from ..rules import CREDIT_RULES, DECOR_NAMES
-from .optim import OPTIMIZERS
+from neurodecorr.engine.optim import OPTIMIZERS
+from neurodecorr.errors import SpecError
+from neurodecorr.rules import CREDIT_RULES, DECOR_NAMES
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:

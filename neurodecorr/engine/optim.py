@@ -12,16 +12,30 @@ every step. The step is then applied by the device's `write`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ..numerics import DTYPE
+from neurodecorr.keys import ArrayKey
+from neurodecorr.numerics import DTYPE
 
 
-def _slot(state: dict[str, np.ndarray], key: str, like: np.ndarray) -> np.ndarray:
-    if key not in state:
-        state[key] = np.zeros_like(like)
-    return state[key]
+@runtime_checkable
+class Optimizer(Protocol):
+    """Per-synapse state (`state`, checkpointed by name) and the step it turns a gradient into."""
+
+    state: dict[str, np.ndarray]
+
+    @classmethod
+    def from_config(cls, config) -> Optimizer: ...
+    def next_step(self) -> None: ...
+    def step(self, key: ArrayKey, grad: np.ndarray) -> np.ndarray: ...
+
+
+def _slot(state: dict[str, np.ndarray], name: str, like: np.ndarray) -> np.ndarray:
+    if name not in state:
+        state[name] = np.zeros_like(like)
+    return state[name]
 
 
 @dataclass
@@ -30,13 +44,17 @@ class SGD:
     momentum: float = 0.9
     state: dict[str, np.ndarray] = field(default_factory=dict)
 
+    @classmethod
+    def from_config(cls, config) -> SGD:
+        return cls(config.lr, momentum=config.momentum)
+
     def next_step(self) -> None:
         pass
 
-    def step(self, name: str, grad: np.ndarray) -> np.ndarray:
-        """Turn `grad` into the step for the synapses called `name`, in place; returns it."""
+    def step(self, key: ArrayKey, grad: np.ndarray) -> np.ndarray:
+        """Turn `grad` into the step for the array `key`, in place; returns it."""
         if self.momentum:
-            v = _slot(self.state, f"{name}.v", grad)
+            v = _slot(self.state, f"{key.name}.v", grad)
             v *= DTYPE(self.momentum)
             v += grad
             np.multiply(v, DTYPE(self.lr), out=grad)
@@ -60,15 +78,19 @@ class Adam:
         _slot(self.state, "t", np.zeros((), dtype=np.int64))
         self._scratch: dict[tuple, np.ndarray] = {}
 
+    @classmethod
+    def from_config(cls, config) -> Adam:
+        return cls(config.lr, betas=config.betas)
+
     def next_step(self) -> None:
         """Advance the time step t once per batch, before the per-synapse `step` calls."""
         self.state["t"] += 1
 
-    def step(self, name: str, grad: np.ndarray) -> np.ndarray:
+    def step(self, key: ArrayKey, grad: np.ndarray) -> np.ndarray:
         b1, b2 = (DTYPE(b) for b in self.betas)
         t = int(self.state["t"])
-        m = _slot(self.state, f"{name}.m", grad)
-        v = _slot(self.state, f"{name}.v", grad)
+        m = _slot(self.state, f"{key.name}.m", grad)
+        v = _slot(self.state, f"{key.name}.v", grad)
         correction = np.sqrt(1 - float(b2) ** t)
         lr_t = DTYPE(self.lr * correction / (1 - float(b1) ** t))
         eps_t = DTYPE(self.eps * correction)

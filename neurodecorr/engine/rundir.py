@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import RunError
+from neurodecorr.errors import RunError
 
 METRIC_KEYS = ("epoch", "train_loss", "test_accuracy", "seconds")
 

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import numpy as np
 
-from ..errors import DivergenceError
-from ..nets.network import forward
-from ..rules import local_outer
-from .state import Learner
+from neurodecorr import keys
+from neurodecorr.engine.learner import Learner
+from neurodecorr.errors import DivergenceError
+from neurodecorr.nets.network import forward
+from neurodecorr.rules import local_outer
 
 
 def train_step(learner: Learner, x: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-               buffers: dict[str, np.ndarray], where: str = "") -> float:
+               buffers: dict[keys.ArrayKey, np.ndarray], where: str = "") -> float:
     """Update every synapse of `learner` from the batch x (B, n_in), labels (B,).
 
     Returns the batch's mean (clean) loss. `buffers` holds reusable gradient arrays, one per
@@ -22,7 +21,7 @@ def train_step(learner: Learner, x: np.ndarray, labels: np.ndarray, rng: np.rand
     """
     net = learner.net
     device = net.device
-    during = device.counts.during if device.counts is not None else (lambda phase: nullcontext())
+    during = device.counter.during
     with during("learning_forward"):
         traces = forward(net, x, track_mean=True)
     loss = float(np.mean(net.loss.per_sample(traces[-1].h, labels)))
@@ -33,14 +32,14 @@ def train_step(learner: Learner, x: np.ndarray, labels: np.ndarray, rng: np.rand
     learner.optimizer.next_step()
     with during("weight_update"):
         for i, (layer, trace, e) in enumerate(zip(net.layers, traces, mods)):
-            name = f"layer{i}.W"
-            grad = buffers.get(name)
+            w_key, b_key = keys.W(i), keys.b(i)
+            grad = buffers.get(w_key)
             if grad is None:
-                grad = buffers[name] = np.empty_like(layer.W)
+                grad = buffers[w_key] = np.empty_like(layer.W)
             local_outer(e, trace.x, out=grad)
-            device.count_update(e, trace.x, name)
-            device.write(layer.W, learner.optimizer.step(name, grad), name)
-            device.write(layer.b, learner.optimizer.step(f"layer{i}.b", e.mean(axis=0)), f"layer{i}.b")
+            device.counter.update(w_key, e, trace.x)
+            device.write(layer.W, learner.optimizer.step(w_key, grad), w_key)
+            device.write(layer.b, learner.optimizer.step(b_key, e.mean(axis=0)), b_key)
     if learner.decor is not None:
         with during("decorrelation"):
             learner.decor.update(net, traces, learner.decor_state)

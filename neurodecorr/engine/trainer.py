@@ -12,23 +12,23 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from .. import __version__
-from ..data import Dataset, batches, load_dataset
-from ..devices.loader import load_profile
-from ..energy import Counts, build_report, format_report, required_prices
-from ..errors import DivergenceError, RunError
-from ..nets.network import predict
-from ..nets.spec import load_spec
-from . import rundir
-from .config import TrainConfig
-from .state import Learner, device_rng, epoch_rng, make_learner
-from .step import train_step
+from neurodecorr import __version__
+from neurodecorr.data import Dataset, batches, load_dataset
+from neurodecorr.devices.loader import load_profile
+from neurodecorr.energy import Counts, build_report, format_report, required_prices
+from neurodecorr.engine import rundir
+from neurodecorr.engine.config import TrainConfig
+from neurodecorr.engine.learner import Learner, device_rng, epoch_rng, make_learner
+from neurodecorr.engine.step import train_step
+from neurodecorr.errors import DivergenceError, RunError
+from neurodecorr.nets.network import predict
+from neurodecorr.nets.spec import load_spec
 
 
 @dataclass
@@ -101,11 +101,10 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
     """
     data = data if data is not None else load_dataset(config.dataset, config.data_dir)
     spec = load_spec(config.model)
-    learner = make_learner(config, spec, data.n_features, data.n_classes)
     run_dir = Path(out) if out is not None else None
     history: list[dict] = []
     train_seconds = 0.0
-    counts = Counts()
+    counts, arrays = Counts(), None
     if run_dir is not None:
         if resume:
             _check_resume(run_dir, config)
@@ -114,17 +113,19 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
                 # and its bookkeeping are always of the same epoch
                 arrays = rundir.read_npz(run_dir / "checkpoint.npz")
                 saved = json.loads(str(arrays.pop(STATE_KEY)))
-                learner.load_arrays(arrays)
                 history, train_seconds = saved["history"], float(saved["train_seconds"])
                 counts = Counts.from_dict(saved["counts"])
-                log(f"resuming {run_dir} after epoch {history[-1]['epoch']}")
         elif (run_dir / "config.json").exists():
             raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or "
                            f"choose another --out")
+    learner = make_learner(config, spec, data.n_features, data.n_classes, counter=counts)
+    if arrays is not None:
+        learner.load_arrays(arrays)
+        log(f"resuming {run_dir} after epoch {history[-1]['epoch']}")
+    if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         rundir.write_json(run_dir / "config.json", resolved_config(config, data, spec))
 
-    learner.net.device.counts = counts
     n_train = len(data.y_train)
     steps_per_epoch = -(-n_train // config.batch_size)
     buffers: dict[str, np.ndarray] = {}
@@ -158,7 +159,6 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
         sps = n_train * len(history) / train_seconds
         if run_dir is not None:
             _save_epoch(run_dir, learner, history, train_seconds, sps, counts)
-    learner.net.device.counts = None
     sps = n_train * len(history) / train_seconds if train_seconds else float("nan")
     profile = load_profile(config.profile)
     missing = sorted(required_prices(profile) - set(profile.energy))

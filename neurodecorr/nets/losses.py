@@ -8,12 +8,12 @@ Shapes: logits (B, n_classes) float32, labels (B,) int; per-sample loss (B,); gr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from ..numerics import DTYPE
+from neurodecorr.numerics import DTYPE
 
 
 def _log_softmax(logits):

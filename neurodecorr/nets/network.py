@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..devices.ideal import IdealDevice
-
-from ..numerics import DTYPE
-from .activations import ACTIVATIONS
-from .losses import LOSSES
-from .spec import LayerShape, NetSpec
+from neurodecorr import keys
+from neurodecorr.devices import Device, IdealDevice
+from neurodecorr.keys import ArrayKey, Role
+from neurodecorr.nets.activations import ACTIVATIONS
+from neurodecorr.nets.losses import LOSSES
+from neurodecorr.nets.spec import LayerShape, NetSpec
+from neurodecorr.numerics import DTYPE
 
 MEAN_MOMENTUM = 0.1  # running-mean momentum of the reference code
 
@@ -48,7 +49,7 @@ class Layer:
 class Network:
     spec: NetSpec
     layers: list[Layer]
-    device: object = field(default_factory=IdealDevice)
+    device: Device = field(default_factory=IdealDevice)
     n_classes: int = field(init=False)
 
     def __post_init__(self):
@@ -58,23 +59,27 @@ class Network:
     def loss(self):
         return LOSSES[self.spec.loss]
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Every array of the network by a flat, stable name (for .npz files)."""
+    def keyed_arrays(self) -> dict[ArrayKey, np.ndarray]:
+        """Every array of the network by its key, layer by layer: W, b, then R and μ if any."""
         out = {}
         for i, layer in enumerate(self.layers):
-            out[f"layer{i}.W"] = layer.W
-            out[f"layer{i}.b"] = layer.b
+            out[keys.W(i)] = layer.W
+            out[keys.b(i)] = layer.b
             if layer.R is not None:
-                out[f"layer{i}.R"] = layer.R
-                out[f"layer{i}.mu"] = layer.mu
+                out[keys.R(i)] = layer.R
+                out[keys.mu(i)] = layer.mu
         return out
 
-    def install(self, device) -> None:
-        """Put every synapse array on `device` (quantised or programmed in place)."""
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array of the network by a flat, stable name (for .npz files)."""
+        return {key.name: array for key, array in self.keyed_arrays().items()}
+
+    def install(self, device: Device) -> None:
+        """Put every synapse and bias on `device` (quantised or programmed in place)."""
         self.device = device
-        for name, array in self.arrays().items():
-            if not name.endswith(".mu"):
-                device.install(name, array)
+        for key, array in self.keyed_arrays().items():
+            if key.role is not Role.mu:
+                device.install(key, array)
 
     def load_arrays(self, arrays) -> None:
         """Copy arrays saved by `arrays()` back into this network (shapes must match)."""
@@ -130,17 +135,17 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
                 layer.mu *= DTYPE(1 - MEAN_MOMENTUM)
                 layer.mu += DTYPE(MEAN_MOMENTUM) * a.mean(axis=0, dtype=DTYPE)
             centred = dev.activation(a - layer.mu)
-            xt = dev.activation(dev.mvm(centred, layer.R, f"layer{i}.R"))
-            dev.count_neurons(f"layer{i}.R", xt, xt)
+            xt = dev.activation(dev.mvm(centred, layer.R, keys.R(i)))
+            dev.counter.neurons(keys.R(i), xt, xt)
         else:
             centred, xt = None, a
-        h = dev.mvm(xt, layer.W, f"layer{i}.W")
+        h = dev.mvm(xt, layer.W, keys.W(i))
         h += layer.b
         if noise is not None:
             h += noise[i]
         h = dev.state(h)
         out = dev.activation(ACTIVATIONS[layer.shape.activation].function(h))
-        dev.count_neurons(f"layer{i}.W", h, out)
+        dev.counter.neurons(keys.W(i), h, out)
         traces.append(LayerTrace(a, centred, xt, h, out))
         a = out
     return traces

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import SpecError
-from ..resources import find_file, shipped_files
-from .activations import ACTIVATIONS
-from .losses import LOSSES
+from neurodecorr.errors import SpecError
+from neurodecorr.nets.activations import ACTIVATIONS
+from neurodecorr.nets.losses import LOSSES
+from neurodecorr.resources import find_file, shipped_files
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..nets.activations import ACTIVATIONS
-from ..nets.network import LayerTrace, Network, forward
-from ..numerics import DTYPE
+from neurodecorr import keys
+from neurodecorr.keys import ArrayKey
+from neurodecorr.nets.activations import ACTIVATIONS
+from neurodecorr.nets.network import LayerTrace, Network, forward
+from neurodecorr.numerics import DTYPE
 
 
 def _feedback_init(shape, fan_in, rng):
@@ -44,9 +46,9 @@ def _times_fprime(net: Network, traces: list[LayerTrace], layer: int, signal: np
 
 
 def propagate_back(net: Network, traces: list[LayerTrace], e_out: np.ndarray,
-                   matrices: list[tuple[np.ndarray, str]]) -> list[np.ndarray]:
+                   matrices: list[tuple[np.ndarray, ArrayKey] | None]) -> list[np.ndarray]:
     """e_l = f'(h_l) ⊙ (R_{l+1}ᵀ M_{l+1}ᵀ e_{l+1}) from the top down; M = W (bp) or B (fa),
-    given as (array, device key) per layer."""
+    given as (array, key) per layer (layer 0's is never read)."""
     dev = net.device
     mods = [None] * len(net.layers)
     mods[-1] = dev.signal(e_out)
@@ -55,9 +57,9 @@ def propagate_back(net: Network, traces: list[LayerTrace], e_out: np.ndarray,
         signal = dev.mvm_t(mods[l + 1], M, key)
         R = net.layers[l + 1].R
         if R is not None:
-            signal = dev.mvm_t(signal, R, f"layer{l + 1}.R")
+            signal = dev.mvm_t(signal, R, keys.R(l + 1))
         mods[l] = dev.signal(_times_fprime(net, traces, l, signal))
-        dev.count_neurons(f"layer{l}.W", mods[l], mods[l])
+        dev.counter.neurons(keys.W(l), mods[l], mods[l])
     return mods
 
 
@@ -69,13 +71,17 @@ class BP:
     uses_backward: bool = True
     modulator_phase: str = "feedback"  # where the energy counters put the modulators' work
 
-    def init_state(self, net: Network, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    @classmethod
+    def from_config(cls, config) -> BP:
+        return cls()
+
+    def init_state(self, net: Network, rng: np.random.Generator) -> dict[ArrayKey, np.ndarray]:
         return {}
 
     def modulators(self, net, traces, labels, state, rng):
         e_out = net.loss.grad(traces[-1].h, labels)
         return propagate_back(net, traces, e_out,
-                              [(layer.W, f"layer{l}.W") for l, layer in enumerate(net.layers)])
+                              [(layer.W, keys.W(l)) for l, layer in enumerate(net.layers)])
 
 
 @dataclass(frozen=True)
@@ -86,13 +92,17 @@ class FA:
     uses_backward: bool = True
     modulator_phase: str = "feedback"
 
+    @classmethod
+    def from_config(cls, config) -> FA:
+        return cls()
+
     def init_state(self, net, rng):
-        return {f"B{l}": _feedback_init(layer.W.shape, layer.shape.n_in, rng)
+        return {keys.B(l): _feedback_init(layer.W.shape, layer.shape.n_in, rng)
                 for l, layer in enumerate(net.layers) if l > 0}
 
     def modulators(self, net, traces, labels, state, rng):
         e_out = net.loss.grad(traces[-1].h, labels)
-        matrices = [None] + [(state[f"B{l}"], f"credit.B{l}") for l in range(1, len(net.layers))]
+        matrices = [None] + [(state[keys.B(l)], keys.B(l)) for l in range(1, len(net.layers))]
         return propagate_back(net, traces, e_out, matrices)
 
 
@@ -104,17 +114,21 @@ class DFA:
     uses_backward: bool = True
     modulator_phase: str = "feedback"
 
+    @classmethod
+    def from_config(cls, config) -> DFA:
+        return cls()
+
     def init_state(self, net, rng):
-        return {f"D{l}": _feedback_init((layer.shape.n_out, net.n_classes), net.n_classes, rng)
+        return {keys.D(l): _feedback_init((layer.shape.n_out, net.n_classes), net.n_classes, rng)
                 for l, layer in enumerate(net.layers[:-1])}
 
     def modulators(self, net, traces, labels, state, rng):
         dev = net.device
         e_out = dev.signal(net.loss.grad(traces[-1].h, labels))
-        mods = [dev.signal(_times_fprime(net, traces, l, dev.mvm(e_out, state[f"D{l}"], f"credit.D{l}")))
+        mods = [dev.signal(_times_fprime(net, traces, l, dev.mvm(e_out, state[keys.D(l)], keys.D(l))))
                 for l in range(len(net.layers) - 1)]
         for l, e in enumerate(mods):
-            dev.count_neurons(f"layer{l}.W", e, e)
+            dev.counter.neurons(keys.W(l), e, e)
         return mods + [e_out]
 
 
@@ -126,6 +140,10 @@ class NP:
     name: str = "np"
     uses_backward: bool = False
     modulator_phase: str = "learning_forward"  # its noisy pass is a forward pass
+
+    @classmethod
+    def from_config(cls, config) -> NP:
+        return cls(sigma=config.np_sigma)
 
     def init_state(self, net, rng):
         return {}

@@ -24,11 +24,14 @@ reference code measures the raw input. `seed` C is taken before the gain is appl
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
-from ..nets.network import LayerTrace, Network
-from ..numerics import DTYPE
-from .plasticity import local_outer
+from neurodecorr import keys
+from neurodecorr.nets.network import LayerTrace, Network
+from neurodecorr.numerics import DTYPE
+from neurodecorr.rules.plasticity import local_outer
+
 
 def subsample_size(batch: int, fraction: float) -> int:
     return min(batch, int(fraction * batch) + 1)
@@ -36,10 +39,16 @@ def subsample_size(batch: int, fraction: float) -> int:
 
 @dataclass(frozen=True)
 class _LocalRule:
+    """A rule that updates R by the local anti-Hebbian step R ← R − delta, with the learning
+    rate η_R (`lr`) applied here: plain SGD without momentum, as in the reference code."""
+
     lr: float = 1e-4
     sample_fraction: float = 0.1
-    kappa: float = 0.5
     name: str = ""
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(lr=config.decor_lr, sample_fraction=config.decor_fraction)
 
     def init_state(self, net: Network) -> dict[str, np.ndarray]:
         return {}
@@ -50,11 +59,11 @@ class _LocalRule:
         for i, (layer, trace) in enumerate(zip(net.layers, traces)):
             if layer.R is None:
                 continue
-            key = f"layer{i}.R"
+            key = keys.R(i)
             n = subsample_size(len(trace.x), self.sample_fraction)
             z, centred = trace.x[:n], trace.centred[:n]
             z_R = dev.mvm_t(z, layer.R, key)  # Rᵀz: the same array read transposed
-            dev.count_update(z, z_R, key)
+            dev.counter.update(key, z, z_R)
             dev.write(layer.R, self.delta(layer.R, z, z_R, centred), key)
 
     def delta(self, R, z, z_R, centred):  # pragma: no cover - abstract
@@ -92,7 +101,12 @@ class CPI(_LocalRule):
 class Whiten(_LocalRule):
     """Decorrelation + variance (Dalm et al. 2024): (1−κ)·offdiag(C) R + κ·diag(E[z²] − 1) R."""
 
+    kappa: float = 0.5
     name: str = "whiten"
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(lr=config.decor_lr, sample_fraction=config.decor_fraction, kappa=config.decor_kappa)
 
     def delta(self, R, z, z_R, centred):
         var = np.mean(z * z, axis=0)
@@ -107,12 +121,13 @@ class ZCA:
     `every` steps from a running covariance Σ of the centred input (momentum 0.05); ε is 1e-5
     of Σ's mean eigenvalue. R stays I until the first recomputation."""
 
-    lr: float = 0.0
-    sample_fraction: float = 1.0
-    kappa: float = 0.0
     every: int = 50
     momentum: float = 0.05
     name: str = "zca"
+
+    @classmethod
+    def from_config(cls, config) -> ZCA:
+        return cls()
 
     def init_state(self, net):
         state = {"step": np.zeros((), dtype=np.int64)}
@@ -135,7 +150,7 @@ class ZCA:
                 evals, evecs = np.linalg.eigh(cov)
                 eps = 1e-5 * max(evals.mean(), 1e-12)
                 target = (evecs / np.sqrt(np.maximum(evals, 0) + eps)) @ evecs.T
-                net.device.write(layer.R, layer.R - target.astype(DTYPE), f"layer{i}.R")
+                net.device.write(layer.R, layer.R - target.astype(DTYPE), keys.R(i))
 
 
 DECOR_RULES = {

@@ -1,15 +1,23 @@
 """The one local learning step every synapse update is built from.
 
 Every update in neurodecorr — forward weights under BP, FA, DFA and NP, and the decorrelation
-matrices — is an outer product of two signals that exist at the synapse: a per-neuron
+matrices — starts from an outer product of two signals that exist at the synapse: a per-neuron
 *modulator* on the post-synaptic side and the *pre-synaptic* activity,
 
-    ΔM = −η · mean over the batch of  e · preᵀ          (per synapse: ΔM_ij ∝ e_i · pre_j)
+    G = mean over the batch of  e · preᵀ          (per synapse: G_ij ∝ e_i · pre_j)
 
 Credit-assignment rules differ only in how they compute `e` (see `rules.credit`); decorrelation
 is the anti-Hebbian case `e = z`, `pre = Rᵀ z` (see `rules.decorrelation`). Because no other code
-computes a synaptic change from activity, locality holds by construction. The change is then
-applied by the device's `write` (`neurodecorr.devices`), the only code that changes a synapse.
+computes a synaptic change from activity, locality holds by construction.
+
+What turns G into a change differs, and is stated where it happens:
+- forward weights and biases: an optimiser (`engine.optim`: Adam, or SGD with momentum), whose
+  per-synapse state (moments) sits beside each weight and whose bias correction needs the
+  global step count t; ΔW = −step(G);
+- decorrelation matrices: ΔR = −η_R · G (plus each rule's own terms), with η_R applied by the
+  rule itself, as plain SGD — the reference code's form.
+The change is then applied by the device's `write` (`neurodecorr.devices`), the only code that
+changes a synapse.
 
 Shapes: modulator (B, n_out), pre (B, n_in) → (n_out, n_in).
 """
@@ -18,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..numerics import DTYPE
+from neurodecorr.numerics import DTYPE
 
 
 def local_outer(modulator: np.ndarray, pre: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -13,10 +13,10 @@ import json
 import os
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from .spec import Sweep
+from neurodecorr.sweep.spec import Sweep
 
 
 def is_finished(run_dir: Path, epochs: int) -> bool:
@@ -31,8 +31,8 @@ def run_point(config: dict, run_dir: str, blas_threads: int = 1) -> dict:
     """Train one grid point (resuming it if it started). Runs on a Dask worker."""
     from threadpoolctl import threadpool_limits
 
-    from ..engine.config import TrainConfig
-    from ..engine.trainer import train
+    from neurodecorr.engine.config import TrainConfig
+    from neurodecorr.engine.trainer import train
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from ..engine.config import TrainConfig
-from ..errors import SpecError
+from neurodecorr.engine.config import TrainConfig
+from neurodecorr.errors import SpecError
 
 _KEYS = {"name", "description", "base", "grid"}
 

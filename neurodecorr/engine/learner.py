@@ -1,8 +1,8 @@
-"""Everything a training run holds between steps, and its (pickle-free) serialisation.
+"""The learner: a network, its credit-assignment and decorrelation rules and its optimiser — what
+one training run changes between steps — and its (pickle-free) serialisation.
 
-A `Learner` bundles the network, the credit-assignment rule with its fixed matrices, the
-decorrelation rule with its state and the optimiser. `arrays()`/`load_arrays()` flatten all of
-it to named arrays for `.npz` files read with `allow_pickle=False`.
+`arrays()`/`load_arrays()` flatten all of it to named arrays for `.npz` files read with
+`allow_pickle=False`: "net/layer0.W", "credit/B1", "decor/…", "optim/layer0.W.m", "device/…".
 """
 
 from __future__ import annotations
@@ -11,28 +11,32 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..devices import make_device
-from ..devices.loader import load_profile
-from ..nets.network import Network, build_network
-from ..nets.spec import NetSpec
-from ..rules import CREDIT_RULES, DECOR_RULES
-from .config import TrainConfig
-from .optim import OPTIMIZERS
+from neurodecorr.devices import Counter, make_device
+from neurodecorr.devices.loader import load_profile
+from neurodecorr.engine.config import TrainConfig
+from neurodecorr.engine.optim import OPTIMIZERS, Optimizer
+from neurodecorr.keys import ArrayKey
+from neurodecorr.nets.network import Network, build_network
+from neurodecorr.nets.spec import NetSpec
+from neurodecorr.rules import CREDIT_RULES, DECOR_RULES, CreditRule, DecorRule
+
+_CREDIT_PREFIX = "credit."  # ArrayKey names of feedback arrays: "credit.B1" → "credit/B1"
 
 
 @dataclass
 class Learner:
     config: TrainConfig
     net: Network
-    credit: object
-    credit_state: dict[str, np.ndarray]
-    decor: object | None
+    credit: CreditRule
+    credit_state: dict[ArrayKey, np.ndarray]
+    decor: DecorRule | None
     decor_state: dict[str, np.ndarray]
-    optimizer: object
+    optimizer: Optimizer
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {f"net/{k}": v for k, v in self.net.arrays().items()}
-        out.update({f"credit/{k}": v for k, v in self.credit_state.items()})
+        out.update({f"credit/{k.name.removeprefix(_CREDIT_PREFIX)}": v
+                    for k, v in self.credit_state.items()})
         out.update({f"decor/{k}": v for k, v in self.decor_state.items()})
         out.update({f"optim/{k}": v for k, v in self.optimizer.state.items()})
         out.update({f"device/{k}": v for k, v in self.net.device.state_arrays().items()})
@@ -41,8 +45,10 @@ class Learner:
     def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         """Restore from arrays saved by `arrays()` (e.g. `rundir.read_npz`)."""
         self.net.load_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("net/")})
-        for prefix, target in (("credit/", self.credit_state), ("decor/", self.decor_state),
-                               ("optim/", self.optimizer.state)):
+        for k, v in arrays.items():
+            if k.startswith("credit/"):
+                self.credit_state[ArrayKey.parse(_CREDIT_PREFIX + k[7:])] = np.array(v)
+        for prefix, target in (("decor/", self.decor_state), ("optim/", self.optimizer.state)):
             for k, v in arrays.items():
                 if k.startswith(prefix):
                     target[k[len(prefix):]] = np.array(v)
@@ -50,27 +56,22 @@ class Learner:
             {k[7:]: v for k, v in arrays.items() if k.startswith("device/")})
 
 
-def make_learner(config: TrainConfig, spec: NetSpec, n_in: int, n_classes: int) -> Learner:
-    """Build a fresh learner; all randomness comes from one SeedSequence of `config.seed`."""
+def make_learner(config: TrainConfig, spec: NetSpec, n_in: int, n_classes: int,
+                 counter: Counter | None = None) -> Learner:
+    """Build a fresh learner whose device reports to `counter` (none: nothing is counted); all
+    randomness comes from one SeedSequence of `config.seed`."""
     init_rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(0,)))
     net = build_network(spec, n_in, n_classes, config.decor != "none", init_rng)
-    credit_cls = CREDIT_RULES[config.rule]
-    credit = credit_cls(sigma=config.np_sigma) if config.rule == "np" else credit_cls()
+    credit = CREDIT_RULES[config.rule].from_config(config)
     credit_state = credit.init_state(net, init_rng)
     profile = load_profile(config.profile)
     device_rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(2,)))
-    net.install(make_device(profile, device_rng))
+    net.install(make_device(profile, device_rng, counter))
     for key, array in credit_state.items():
-        net.device.install(f"credit.{key}", array)
-    decor = None
-    if config.decor != "none":
-        decor = DECOR_RULES[config.decor](lr=config.decor_lr, sample_fraction=config.decor_fraction,
-                                          kappa=config.decor_kappa)
+        net.device.install(key, array)
+    decor = DECOR_RULES[config.decor].from_config(config) if config.decor != "none" else None
     decor_state = decor.init_state(net) if decor else {}
-    if config.optimizer == "adam":
-        optimizer = OPTIMIZERS["adam"](config.lr, betas=config.betas)
-    else:
-        optimizer = OPTIMIZERS["sgd"](config.lr, momentum=config.momentum)
+    optimizer = OPTIMIZERS[config.optimizer].from_config(config)
     return Learner(config, net, credit, credit_state, decor, decor_state, optimizer)
 
 
