@@ -11,7 +11,8 @@ import pytest
 from neurodecorr import TrainConfig, keys, train
 from neurodecorr.devices import CrossbarDevice, DigitalDevice, IdealDevice
 from neurodecorr.devices.crossbar import pcm_drift, pcm_program_sigma, pcm_read_sigma
-from neurodecorr.devices.profile import CrossbarSpec, DigitalSpec, PCMSpec, Profile, RRAMSpec
+from neurodecorr.devices.loader import default_spec
+from neurodecorr.devices.profile import Profile
 from neurodecorr.devices.quantise import block_float, fixed_point, stochastic_round, to_grid
 
 F32 = np.float32
@@ -59,7 +60,7 @@ def test_to_grid_clips_to_its_range():
 
 
 # ------------------------------------------------------------------ digital chip
-DIGITAL = Profile("d", "", "digital", digital=DigitalSpec())
+DIGITAL = Profile("d", "", "digital", digital=default_spec("digital"))
 
 
 def test_digital_install_puts_weights_on_an_8_bit_grid(rng):
@@ -76,7 +77,8 @@ def test_digital_install_puts_weights_on_an_8_bit_grid(rng):
 def test_digital_small_updates_survive_only_with_stochastic_rounding(rng):
     W = np.full((200, 200), 0.5, dtype=F32)
     for rounding, expect_change in (("nearest", False), ("stochastic", True)):
-        dev = DigitalDevice(replace(DIGITAL, digital=DigitalSpec(rounding=rounding)), np.random.default_rng(0))
+        profile = replace(DIGITAL, digital=default_spec("digital", rounding=rounding))
+        dev = DigitalDevice(profile, np.random.default_rng(0))
         w = W.copy()
         dev.install(keys.W(0), w)
         step = 2.0 ** dev.exponents[keys.W(0)]
@@ -98,11 +100,12 @@ def test_digital_state_saturates_at_its_width():
 
 # ------------------------------------------------------------------ crossbars
 def _pcm(**crossbar):
-    return Profile("p", "", "crossbar", crossbar=CrossbarSpec(**crossbar), pcm=PCMSpec())
+    return Profile("p", "", "crossbar", crossbar=default_spec("crossbar", **crossbar), pcm=default_spec("pcm"))
 
 
 def _rram(**rram):
-    return Profile("r", "", "crossbar", crossbar=CrossbarSpec(technology="rram"), rram=RRAMSpec(**rram))
+    return Profile("r", "", "crossbar", crossbar=default_spec("crossbar", technology="rram"),
+                   rram=default_spec("rram", **rram))
 
 
 def test_pcm_read_noise_has_the_stated_variance(rng):
@@ -271,7 +274,8 @@ def test_digital_exponent_adapts_instead_of_saturating():
     dev.write(W, -9.0 * np.eye(4, dtype=F32), keys.R(0))  # the diagonal grows to 10 (range ±4)
     np.testing.assert_allclose(np.diag(W), 10.0, rtol=0.02)
     assert dev.exponents[keys.R(0)] > before
-    fixed = DigitalDevice(replace(DIGITAL, digital=DigitalSpec(adapt_range=False)), np.random.default_rng(0))
+    fixed = DigitalDevice(replace(DIGITAL, digital=default_spec("digital", adapt_range=False)),
+                          np.random.default_rng(0))
     W2 = np.eye(4, dtype=F32)
     fixed.install(keys.R(0), W2)
     fixed.write(W2, -9.0 * np.eye(4, dtype=F32), keys.R(0))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from neurodecorr.devices.loader import describe, load_profile, profile_from_dict, profile_names
+from neurodecorr.devices.loader import default_spec, describe, load_profile, profile_from_dict, profile_names
 from neurodecorr.devices.profile import CrossbarSpec, DigitalSpec, PCMSpec, RRAMSpec
 from neurodecorr.errors import NeurodecorrError, ProfileError
 
@@ -66,8 +66,8 @@ def test_shipped_profiles_hold_the_documented_values():
             loihi.digital.state_bits, loihi.digital.modulator_bits) == (8, 16, 8, 24, 8)
     assert loihi.digital.rounding == "stochastic"
     pcm = load_profile("analog-pcm")
-    assert pcm.crossbar == CrossbarSpec(technology="pcm", tile_size=256, dac_bits=7, adc_bits=9,
-                                        output_bound=12.0, output_noise=0.06)
+    assert (pcm.crossbar.technology, pcm.crossbar.tile_size, pcm.crossbar.dac_bits, pcm.crossbar.adc_bits,
+            pcm.crossbar.output_bound, pcm.crossbar.output_noise) == ("pcm", 256, 7, 9, 12.0, 0.06)
     assert pcm.pcm.prog_noise_us == (0.26348, 1.9650, -1.1731) and pcm.rram is None
     assert (pcm.pcm.t_read_s, pcm.pcm.t0_s, pcm.pcm.inference_time_s) == (250e-9, 20.0, 3600.0)
     rram = load_profile("analog-rram")
@@ -112,13 +112,26 @@ def test_own_profile_by_path_loads_like_the_shipped_one(tmp_path, name):
         assert own == dataclasses.replace(shipped, source=str(copy))
 
 
-def test_missing_keys_take_the_defaults_and_ints_count_as_floats(tmp_path):
+def test_missing_keys_take_the_shipped_values_of_their_kind_and_ints_count_as_floats(tmp_path):
+    """Defaults have one home, the shipped profiles: a key left out takes their value."""
+    shipped = {name: load_profile(name) for name in ("loihi2", "analog-pcm", "analog-rram")}
     profile = load_profile(_write(tmp_path, PCM.replace('[pcm]\n', '[pcm]\ng_max_us = 30\n'), "p.toml"))
-    assert profile.crossbar == CrossbarSpec() and profile.pcm == PCMSpec(g_max_us=30.0)
+    assert profile.crossbar == shipped["analog-pcm"].crossbar
+    assert profile.pcm == dataclasses.replace(shipped["analog-pcm"].pcm, g_max_us=30.0)
     assert type(profile.pcm.g_max_us) is float
-    assert load_profile(_write(tmp_path, RRAM, "r.toml")).rram == RRAMSpec()
+    rram = load_profile(_write(tmp_path, RRAM, "r.toml"))
+    assert rram.rram == shipped["analog-rram"].rram and rram.crossbar == shipped["analog-rram"].crossbar
     digital = load_profile(_write(tmp_path, 'kind = "digital"\n[digital]\n', "no-name.toml"))
-    assert digital.digital == DigitalSpec() and digital.name == "no-name" and digital.energy == {}
+    assert digital.digital == shipped["loihi2"].digital and digital.name == "no-name" and digital.energy == {}
+    assert default_spec("digital", weight_bits=4) == dataclasses.replace(shipped["loihi2"].digital, weight_bits=4)
+
+
+@pytest.mark.parametrize("spec", [CrossbarSpec, DigitalSpec, PCMSpec, RRAMSpec])
+def test_profile_dataclasses_have_no_defaults_of_their_own(spec):
+    """One source of truth: every default is in a shipped TOML file, with its source cited."""
+    assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(spec))
+    with pytest.raises(TypeError):
+        spec()
 
 
 def test_energy_table_is_kept_as_floats(tmp_path):
@@ -158,7 +171,7 @@ BAD = {
                                        "fewer fractional bits than digital.payload_bits = 16",
                                        "16 (integer)"),
     "default fraction bits fill a narrow state": (DIGITAL + "state_bits = 12\n", "digital.state_frac_bits",
-                                                  "digital.state_bits = 12", "12 (integer, the default)"),
+                                                  "digital.state_bits = 12", "12 (integer, the loihi2 value)"),
     "headroom below one": (DIGITAL + "weight_headroom = 0.5\n", "digital.weight_headroom", ">= 1",
                            "0.5 (float)"),
     "unknown rounding": (DIGITAL + 'rounding = "up"\n', "digital.rounding",

@@ -6,8 +6,14 @@
 
 Every problem is a ProfileError whose message names the file, the dotted key, what was expected
 and what was found. Types are strict: an integer is accepted where a number is expected, a
-boolean is never a number. Keys left out of a table take the dataclass defaults; a table the
-kind does not use is an error, not something silently ignored.
+boolean is never a number. A table the kind does not use is an error, not something silently
+ignored.
+
+Defaults have one home: the shipped profiles, where each value cites its source. A key left out
+of a table takes the value of the same table in the shipped profile of its kind (`BASE_PROFILES`:
+[digital] from loihi2, [crossbar] and [pcm] from analog-pcm, [crossbar] and [rram] from
+analog-rram); the dataclasses of `devices.profile` have no defaults of their own.
+`default_spec(table, **overrides)` builds a table's dataclass the same way, for code and tests.
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ MIN_BITS, MAX_BITS = 2, 32  # every width here is signed: 1 bit would hold only 
 
 _TABLES: dict[str, type] = {
     "digital": DigitalSpec, "crossbar": CrossbarSpec, "pcm": PCMSpec, "rram": RRAMSpec}
+# the shipped profile whose table gives the defaults of each device table (crossbar: by technology)
+BASE_PROFILES = {"digital": "loihi2", "pcm": "analog-pcm", "rram": "analog-rram"}
+DEFAULT_TECHNOLOGY = "pcm"
 _TOP_KEYS = ("name", "description", "kind", *_TABLES, "energy")
 
 
@@ -146,24 +155,59 @@ def _coerce(value: Any, typ: Any, where: str, key: str) -> Any:
     return value
 
 
+def _base_name(name: str, table: Mapping[str, Any]) -> str:
+    """The shipped profile that gives table `name` its defaults."""
+    if name == "crossbar":
+        technology = table.get("technology", DEFAULT_TECHNOLOGY)
+        return BASE_PROFILES.get(technology, BASE_PROFILES[DEFAULT_TECHNOLOGY])
+    return BASE_PROFILES[name]
+
+
+def _base_table(name: str, table: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """The defaults of table `name` (the shipped profile's table, as TOML values) and their file."""
+    path = shipped_files("hw_profiles", ".toml").get(_base_name(name, table))
+    if path is None:  # pragma: no cover - an installation without its shipped profiles
+        raise ProfileError(f"the shipped profile {_base_name(name, table)!r}, which gives the defaults "
+                           f"of [{name}], is missing; reinstall neurodecorr")
+    with open(path, "rb") as f:
+        return dict(tomllib.load(f)[name]), str(path)
+
+
 def _build_table(name: str, table: Any, where: str) -> Any:
-    """The dataclass of table `name` from its TOML table, every key typed and range-checked."""
+    """The dataclass of table `name` from its TOML table, every key typed and range-checked, the
+    keys it leaves out taken from the shipped profile of its kind."""
     if not isinstance(table, dict):
         raise _error(where, name, f"a [{name}] table", _found(table))
     cls = _TABLES[name]
     hints = typing.get_type_hints(cls)
-    _check_keys(table, tuple(f.name for f in dataclasses.fields(cls)), f"{name}.", where)
+    fields = tuple(f.name for f in dataclasses.fields(cls))
+    _check_keys(table, fields, f"{name}.", where)
+    base, base_file = _base_table(name, table)
     values = {}
-    for key, raw in table.items():
+    for key in fields:
+        origin = where if key in table else base_file
+        if key not in table and key not in base:  # pragma: no cover - a shipped profile lacks a key
+            raise _error(base_file, f"{name}.{key}", "every key of the table in the shipped profile",
+                         "no such key")
+        raw = table.get(key, base.get(key))
         dotted = f"{name}.{key}"
-        value = _coerce(raw, hints[key], where, dotted)
+        value = _coerce(raw, hints[key], origin, dotted)
         check, expected = _RANGES.get(dotted, (lambda v: True, ""))
         if not check(value):
-            raise _error(where, dotted, expected, _found(raw))
+            raise _error(origin, dotted, expected, _found(raw))
         values[key] = value
     spec = cls(**values)
     _check_relations(name, spec, table, where)
     return spec
+
+
+def default_spec(name: str, **overrides: Any) -> Any:
+    """The dataclass of device table `name` ("digital", "crossbar", "pcm", "rram") with the
+    shipped defaults of its kind and the given keys changed (validated like a profile file)."""
+    if name not in _TABLES:
+        raise ProfileError(f"no device table {name!r}; expected one of {', '.join(_TABLES)}")
+    overrides = {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
+    return _build_table(name, overrides, "<default_spec>")
 
 
 def _check_relations(name: str, spec: Any, table: Mapping[str, Any], where: str) -> None:
@@ -172,7 +216,7 @@ def _check_relations(name: str, spec: Any, table: Mapping[str, Any], where: str)
     for frac, total in (("payload_frac_bits", "payload_bits"), ("state_frac_bits", "state_bits")):
         n_frac, n_total = getattr(spec, frac), getattr(spec, total)
         if n_frac >= n_total:
-            default = "" if frac in table else ", the default"
+            default = "" if frac in table else f", the {BASE_PROFILES['digital']} value"
             raise _error(where, f"digital.{frac}",
                          f"fewer fractional bits than digital.{total} = {n_total}",
                          f"{n_frac} (integer{default})")

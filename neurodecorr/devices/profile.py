@@ -4,6 +4,9 @@ A profile is a TOML file in `hw_profiles/` (or anywhere, given by path), validat
 into the dataclasses below. Behaviour lives elsewhere (`devices.ideal`, `devices.digital`,
 `devices.crossbar`): functions and small classes that take a profile.
 
+The dataclasses have no defaults: a profile file that leaves a key out takes the value of the
+shipped profile of its kind, where every value cites its source (`loader.BASE_PROFILES`).
+
 TOML layout (tables present according to `kind`)::
 
     name = "loihi2"
@@ -45,15 +48,15 @@ class DigitalSpec:
     `modulator_bits` mantissas with a shared exponent per batch. Weight updates are rounded to the
     weight grid, stochastically by default (the Loihi learning engine's behaviour)."""
 
-    weight_bits: int = 8
-    weight_headroom: float = 2.0
-    payload_bits: int = 16
-    payload_frac_bits: int = 8
-    state_bits: int = 24
-    state_frac_bits: int = 12
-    modulator_bits: int = 8
-    rounding: str = "stochastic"  # stochastic | nearest
-    adapt_range: bool = True
+    weight_bits: int
+    weight_headroom: float
+    payload_bits: int
+    payload_frac_bits: int
+    state_bits: int
+    state_frac_bits: int
+    modulator_bits: int
+    rounding: str  # stochastic | nearest
+    adapt_range: bool
 
 
 @dataclass(frozen=True)
@@ -65,15 +68,15 @@ class CrossbarSpec:
     with Gaussian `output_noise` (same units) added before conversion. The weight scale of each
     array maps max|W| at install time to 1/weight_headroom of the device range."""
 
-    technology: str = "pcm"  # pcm | rram
-    tile_size: int = 256
-    dac_bits: int = 7
-    adc_bits: int = 9
-    input_bound: float = 1.0
-    output_bound: float = 12.0
-    output_noise: float = 0.06
-    weight_headroom: float = 1.25
-    adapt_range: bool = True
+    technology: str  # pcm | rram
+    tile_size: int
+    dac_bits: int
+    adc_bits: int
+    input_bound: float
+    output_bound: float
+    output_noise: float
+    weight_headroom: float
+    adapt_range: bool
 
 
 @dataclass(frozen=True)
@@ -87,16 +90,16 @@ class PCMSpec:
     (mixed-precision in-memory training); the one-shot programming noise applies when the trained
     weights are programmed for inference."""
 
-    g_max_us: float = 25.0
-    prog_noise_us: tuple[float, float, float] = (0.26348, 1.9650, -1.1731)
-    read_noise: bool = True
-    t_read_s: float = 250e-9
-    drift: bool = True
-    t0_s: float = 20.0
-    inference_time_s: float = 3600.0
-    drift_compensation: bool = True
-    update_granularity: float = 0.01
-    update_noise: float = 0.3
+    g_max_us: float
+    prog_noise_us: tuple[float, float, float]
+    read_noise: bool
+    t_read_s: float
+    drift: bool
+    t0_s: float
+    inference_time_s: float
+    drift_compensation: bool
+    update_granularity: float
+    update_noise: float
 
 
 @dataclass(frozen=True)
@@ -108,16 +111,16 @@ class RRAMSpec:
     Weights are in device units within [w_min, w_max]; reads add Gaussian noise of std read_noise
     (relative to w_max)."""
 
-    dw_min: float = 0.002
-    dw_min_dtod: float = 0.3
-    dw_min_ctoc: float = 0.3
-    up_down: float = 0.0
-    up_down_dtod: float = 0.01
-    w_min: float = -0.75
-    w_max: float = 1.25
-    soft_bounds: bool = True
-    max_pulses: int = 31
-    read_noise: float = 0.0175
+    dw_min: float
+    dw_min_dtod: float
+    dw_min_ctoc: float
+    up_down: float
+    up_down_dtod: float
+    w_min: float
+    w_max: float
+    soft_bounds: bool
+    max_pulses: int
+    read_noise: float
 
 
 @dataclass(frozen=True)
