@@ -19,42 +19,68 @@ exits with status 3 and keeps its last good checkpoint.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from neurodecorr import __version__
-from neurodecorr.errors import DivergenceError, NeurodecorrError
+from neurodecorr.errors import DivergenceError, NeurodecorrError, RunError
+
+# `train` flags: (flag, setting, type, help). Every flag defaults to None ("not given"): a new run
+# takes the TrainConfig default or the preset value of what it leaves out, and --resume refuses a
+# flag that would change the run's own settings.
+_TRAIN_FLAGS = [
+    ("--dataset", "dataset", str, "fashion-mnist, digits, mnist or cifar10"),
+    ("--data-dir", "data_dir", str, "directory holding the dataset's files"),
+    ("--preset", "preset", str, "a named settings bundle: reference (the paper's reference code)"),
+    ("--model", "model", str, "a shipped model name (`neurodecorr models`) or a spec .yaml file"),
+    ("--profile", "profile", str, "device profile: a shipped name (`neurodecorr profiles`) or a .toml file"),
+    ("--rule", "rule", str, "credit assignment: bp, fa, dfa or np"),
+    ("--decor", "decor", str, "decorrelation: seed, cpi, whiten, zca or none"),
+    ("--optimizer", "optimizer", str, "adam or sgd"),
+    ("--lr", "lr", float, "forward-weight learning rate"),
+    ("--momentum", "momentum", float, "sgd momentum"),
+    ("--decor-lr", "decor_lr", float, "decorrelation learning rate η_R"),
+    ("--decor-fraction", "decor_fraction", float, "fraction of each batch the decorrelation rule learns from"),
+    ("--decor-kappa", "decor_kappa", float, "κ of the whiten rule"),
+    ("--decor-gain", "decor_gain", str,
+     "seed rule's gain: centred (‖a − μ‖/‖z‖), raw (‖a‖/‖z‖) or unit (unit variance of z)"),
+    ("--decor-centre", "decor_centre", str, "training centres with the running or the batch mean"),
+    ("--np-sigma", "np_sigma", float, "node perturbation's noise σ"),
+    ("--np-loss-precision", "np_loss_precision", str, "node perturbation's loss difference: float64 or float32"),
+    ("--feedback-init", "feedback_init", str, "FA/DFA feedback matrices: uniform (±1/√n) or kaiming (±√(6/n))"),
+    ("--input-scaling", "input_scaling", str, "standardise the features, or unit: keep [0, 1]"),
+    ("--batch-size", "batch_size", int, "samples per training step"),
+    ("--epochs", "epochs", int, "epochs to train (a resumed run may raise its own)"),
+    ("--seed", "seed", int, "the seed of every random draw"),
+]
+
+
+def _default_help(setting: str) -> str:
+    """Where a left-out setting's value comes from, for --help: "[1e-3 on digits, else 1e-4]"."""
+    from neurodecorr.engine import presets
+    from neurodecorr.engine.config import TrainConfig
+
+    if setting not in presets.DEFAULTS:
+        default = getattr(TrainConfig, setting, None)
+        return f" [{default}]" if default is not None else ""
+    parts = [f"{v} on {d}" for d, table in presets.BY_DATASET.items() if setting in table
+             for v in [table[setting]]]
+    parts += [f"{v} for {d} {r}" for (d, r), table in presets.BY_DATASET_RULE.items()
+              if setting in table for v in [table[setting]]]
+    default = presets.DEFAULTS[setting]
+    return f" [{', '.join(parts + [f'else {default}']) if parts else default}]"
 
 
 def _train_parser(sub) -> None:
-    from neurodecorr.engine.config import TrainConfig
-
-    d = TrainConfig()
     p = sub.add_parser("train", help="train a network and write a run directory",
                        description="Train a network with a local learning rule; write a run "
-                                   "directory. Defaults are shown in brackets.")
-    p.add_argument("--dataset", default=d.dataset, help="fashion-mnist, digits, mnist or cifar10 [%(default)s]")
-    p.add_argument("--data-dir", default=None, help="directory holding the dataset's files")
-    p.add_argument("--model", default=d.model, help="a shipped model name or a spec .yaml file [%(default)s]")
-    p.add_argument("--profile", default=d.profile,
-                   help="device profile: a shipped name (`neurodecorr profiles`) or a .toml file [%(default)s]")
-    p.add_argument("--rule", default=d.rule, help="credit assignment: bp, fa, dfa or np [%(default)s]")
-    p.add_argument("--decor", default=d.decor, help="decorrelation: seed, cpi, whiten, zca or none [%(default)s]")
-    p.add_argument("--optimizer", default=d.optimizer, help="adam or sgd [%(default)s]")
-    p.add_argument("--lr", type=float, default=d.lr, help="forward-weight learning rate [%(default)s]")
-    p.add_argument("--momentum", type=float, default=d.momentum, help="sgd momentum [%(default)s]")
-    p.add_argument("--decor-lr", type=float, default=d.decor_lr, help="decorrelation learning rate η_R [%(default)s]")
-    p.add_argument("--decor-fraction", type=float, default=d.decor_fraction,
-                   help="fraction of each batch the decorrelation rule learns from [%(default)s]")
-    p.add_argument("--decor-kappa", type=float, default=d.decor_kappa, help="κ of the whiten rule [%(default)s]")
-    p.add_argument("--np-sigma", type=float, default=d.np_sigma, help="node perturbation's noise σ [%(default)s]")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="[%(default)s]")
-    p.add_argument("--epochs", type=int, default=None,
-                   help=f"epochs to train [{d.epochs}; a resumed run keeps its own]")
-    p.add_argument("--seed", type=int, default=d.seed, help="[%(default)s]")
+                                   "directory. Defaults are shown in brackets (README: 'Defaults').")
+    for flag, setting, kind, text in _TRAIN_FLAGS:
+        p.add_argument(flag, dest=setting, type=kind, default=None, help=text + _default_help(setting))
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last completed epoch (its own "
-                        "settings are used; only --epochs may be raised)")
+                   help="continue the run in --out from its last completed epoch with its own "
+                        "settings (--epochs may raise its number of epochs)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -65,18 +91,21 @@ def _cmd_train(args) -> int:
     from neurodecorr.engine.config import TrainConfig
     from neurodecorr.engine.trainer import train
 
+    given = {setting: getattr(args, setting) for _, setting, _, _ in _TRAIN_FLAGS
+             if getattr(args, setting) is not None}
     if args.resume:
-        stored = rundir.read_json(Path(args.out) / "config.json")["train"]
-        epochs = args.epochs if args.epochs is not None else stored["epochs"]
-        config = TrainConfig.from_dict({**stored, "epochs": epochs})
+        stored = rundir.read_json(Path(args.out) / "config.json")
+        if not isinstance(stored, dict) or not isinstance(stored.get("train"), dict):
+            raise RunError(f"{Path(args.out) / 'config.json'} is not a neurodecorr run's config")
+        own = stored["train"]
+        changed = sorted(k for k, v in given.items() if k != "epochs" and own.get(k) != v)
+        if changed:
+            flags = ", ".join(f"--{k.replace('_', '-')}" for k in changed)
+            raise RunError(f"--resume continues the run with its own settings; {flags} would change "
+                           f"them (drop {flags}, or start a new run with another --out)")
+        config = TrainConfig.from_dict({**own, "epochs": given.get("epochs", own.get("epochs"))})
     else:
-        keys = ("dataset", "data_dir", "model", "profile", "rule", "decor", "optimizer", "lr", "momentum",
-                "decor_lr", "decor_fraction", "decor_kappa", "np_sigma", "batch_size", "epochs",
-                "seed")
-        settings = {k: getattr(args, k) for k in keys}
-        if settings["epochs"] is None:
-            settings["epochs"] = TrainConfig.epochs
-        config = TrainConfig(**settings)
+        config = TrainConfig(**given)
     result = train(config, args.out, resume=args.resume, progress=not args.quiet)
     last = result.epochs[-1]
     print(f"done: test accuracy {100 * last['test_accuracy']:.2f}% after {last['epoch']} epochs, "
@@ -108,18 +137,35 @@ def _cmd_energy(args) -> int:
 
     from neurodecorr.devices.loader import load_profile, profile_from_dict
     from neurodecorr.energy import Counts, build_report, format_report
+    from neurodecorr.energy.neurobench import format_neurobench, static_metrics
     from neurodecorr.engine import rundir
 
     run = Path(args.run)
     saved = rundir.read_json(run / "energy.json")
-    if "counts" not in saved:
-        raise NeurodecorrError(f"{run / 'energy.json'} holds no operation counts to price")
-    profile = (load_profile(args.profile) if args.profile
-               else profile_from_dict(rundir.read_json(run / "config.json")["profile"]))
-    report = build_report(Counts.from_dict(saved["counts"]), profile)
+    try:
+        counts = Counts.from_dict(saved["counts"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RunError(f"{run / 'energy.json'} holds no readable operation counts "
+                       f"({type(exc).__name__}: {exc}); is it a neurodecorr run's?") from None
+    if not counts.table or not counts.samples.get("training"):
+        raise RunError(f"{run / 'energy.json'} holds no operations: the run has not completed an epoch")
     if args.profile:
-        print(f"(counts of {run}, trained on '{saved['profile']}', priced for '{profile.name}')")
+        profile = load_profile(args.profile)
+    else:
+        try:
+            profile = profile_from_dict(rundir.read_json(run / "config.json")["profile"])
+        except (KeyError, TypeError) as exc:
+            raise RunError(f"{run / 'config.json'} names no profile ({exc}); pass --profile") from None
+    report = build_report(counts, profile)
+    if args.profile:
+        print(f"(counts of {run}, trained on '{saved.get('profile')}', priced for '{profile.name}')")
     print(format_report(report))
+    weights = run / "weights.npz"
+    static = None
+    if weights.exists():
+        arrays = rundir.read_npz(weights)
+        static = static_metrics({k[4:]: v for k, v in arrays.items() if k.startswith("net/")})
+    print(format_neurobench(report, static))
     return 0
 
 
@@ -135,8 +181,19 @@ def _cmd_deploy(args) -> int:
 
 
 def _cmd_spiking_decor(args) -> int:
+    import math
+    from pathlib import Path
+
     from neurodecorr.backends import require
 
+    if not (math.isfinite(args.duration) and args.duration > 0):
+        raise RunError(f"--duration: expected a positive number of seconds, found {args.duration}")
+    if args.n < 2:
+        raise RunError(f"--n: expected at least 2 units to decorrelate, found {args.n}")
+    if args.plot:
+        parent = Path(args.plot).resolve().parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise RunError(f"--plot {args.plot}: cannot write there (no such directory or no permission)")
     require("brian2")
     from neurodecorr.backends.brian2_decor import spiking_decorrelation
 
@@ -156,8 +213,10 @@ def _cmd_export(args) -> int:
 
     if args.format != "nir":
         raise NeurodecorrError(f"unknown export format {args.format!r}; available: nir")
-    if not Path(args.file).resolve().parent.is_dir():
-        raise NeurodecorrError(f"cannot write {args.file}: its directory does not exist")
+    parent = Path(args.file).resolve().parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK) or Path(args.file).is_dir():
+        raise NeurodecorrError(f"cannot write {args.file}: its directory does not exist, is not "
+                               f"writable, or it is a directory")
     graph, _ = export_nir(args.run, args.file, frac_bits=args.frac_bits)
     print(f"wrote {args.file}: NIR graph of {len(graph.nodes)} nodes")
     return 0
@@ -166,8 +225,11 @@ def _cmd_export(args) -> int:
 def _cmd_sweep(args) -> int:
     from neurodecorr.sweep import load_sweep, report, run_sweep
 
+    if not args.out:
+        raise RunError("--out is empty; give the directory for the sweep's runs")
     sweep = load_sweep(args.file)
-    summaries = run_sweep(sweep, args.out, scheduler=args.scheduler, workers=args.workers)
+    summaries = run_sweep(sweep, args.out, scheduler=args.scheduler, workers=args.workers,
+                          rerun=args.rerun)
     _print_report(args.out, report(args.out))
     failed = [s for s in summaries if s["status"] == "failed"]
     return 1 if failed else 0
@@ -190,9 +252,7 @@ def _cmd_report(args) -> int:
 
     from neurodecorr.sweep import report
 
-    if not Path(args.dir).is_dir():
-        raise NeurodecorrError(f"{args.dir} is not a directory of sweep runs")
-    _print_report(args.dir, report(args.dir))
+    _print_report(args.dir, report(Path(args.dir)))
     return 0
 
 
@@ -241,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--scheduler", help="address of an existing Dask scheduler (tcp://host:8786); "
                                          "default: a LocalCluster on this machine")
     sw.add_argument("--workers", type=int, help="LocalCluster workers [one per core]")
+    sw.add_argument("--rerun", action="store_true",
+                    help="train afresh the runs whose settings the sweep file has changed (without "
+                         "it, such runs stop the sweep with an error)")
     rep = sub.add_parser("report", help="rebuild a sweep's results table and plots from its runs")
     rep.add_argument("dir", help="the sweep's --out directory")
     sd = sub.add_parser("spiking-decor",
@@ -258,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_RESUME_HINTS = {
+    "train": "continue with the same command and --resume (the last completed epoch is kept)",
+    "sweep": "run the same sweep command again: finished runs are skipped, started ones resume",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": _cmd_train, "models": _cmd_models, "datasets": _cmd_datasets,
@@ -273,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; resume with --resume", file=sys.stderr)
+        print(f"interrupted; {_RESUME_HINTS.get(args.command, 'nothing was left half-written')}",
+              file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `neurodecorr report DIR | head`
         sys.stderr.close()

@@ -3,6 +3,20 @@
 The CLI prints these as one-line errors (no traceback); anything else is a bug.
 """
 
+import reprlib
+
+MAX_TEXT = 200  # characters of a bad value quoted in a message
+_SHORT = reprlib.Repr()  # (Python 3.11's Repr takes no keyword arguments)
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, MAX_TEXT, MAX_TEXT
+_SHORT.maxlist = _SHORT.maxdict = _SHORT.maxtuple = _SHORT.maxset = 8
+
+
+def short_repr(value) -> str:
+    """repr(value), bounded: a hostile value (deeply nested, self-referencing, huge) quoted in an
+    error message must not make the message huge."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…"
+
 
 class NeurodecorrError(Exception):
     """Base class of every error neurodecorr raises on purpose."""

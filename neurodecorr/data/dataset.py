@@ -58,6 +58,7 @@ class Dataset:
     y_test: np.ndarray
     n_classes: int
     source: str
+    scaling: str = "standardise"  # "standardise" (per feature, as below), "global" or "unit" ([0, 1])
 
     def __post_init__(self) -> None:
         for field in ("x_train", "x_test"):
@@ -91,6 +92,29 @@ class Dataset:
     def n_features(self) -> int:
         """Number of input features (columns of x_train)."""
         return int(self.x_train.shape[1])
+
+
+def unit_scaled(raw: RawSplit, name: str) -> Dataset:
+    """The split as read, features in [0, 1] (the paper's reference code feeds MNIST this way)."""
+    return Dataset(name=name, x_train=as_float(raw.x_train), y_train=np.asarray(raw.y_train, dtype=np.int64),
+                   x_test=as_float(raw.x_test), y_test=np.asarray(raw.y_test, dtype=np.int64),
+                   n_classes=int(raw.n_classes), source=raw.source, scaling="unit")
+
+
+def global_standardised(raw: RawSplit, name: str) -> Dataset:
+    """One mean and one standard deviation for every feature, from the training set (torchvision's
+    `Normalize((mean,), (std,))`, the usual way image datasets are fed to torch models)."""
+    x_train, x_test = as_float(raw.x_train), as_float(raw.x_test)
+    if x_train.shape[0] == 0:
+        raise DataError(f"dataset {name!r} has no training samples; cannot standardise it")
+    mean = float(x_train.mean(dtype=np.float64))
+    std = float(x_train.std(dtype=np.float64)) or 1.0
+    for x in (x_train, x_test):
+        x -= DTYPE(mean)
+        x /= DTYPE(std)
+    return Dataset(name=name, x_train=x_train, y_train=np.asarray(raw.y_train, dtype=np.int64),
+                   x_test=x_test, y_test=np.asarray(raw.y_test, dtype=np.int64),
+                   n_classes=int(raw.n_classes), source=raw.source, scaling="global")
 
 
 def standardise(raw: RawSplit, name: str) -> Dataset:

@@ -12,9 +12,12 @@ The IDX datasets need train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-ima
 and t10k-labels-idx1-ubyte in the directory, each gzip-compressed (name + ".gz") or, when the .gz
 file is absent, uncompressed.
 
-Scaling: pixel values are divided by 255 (digits' 0..16 values by 16) to lie in [0, 1]; then every
-feature is standardised with TRAINING-set statistics, x' = (x - mu) / max(sd, 0.1 * mean(sd)),
-for both splits (see neurodecorr.data.dataset). Features are float32, labels int64.
+Scaling: pixel values are divided by 255 (digits' 0..16 values by 16) to lie in [0, 1]; then, by
+default (scaling "standardise"), every feature is standardised with TRAINING-set statistics,
+x' = (x - mu) / max(sd, 0.1 * mean(sd)), for both splits (see neurodecorr.data.dataset); scaling
+"global" subtracts one mean and divides by one standard deviation for all features (torchvision's
+Normalize); "unit" keeps the [0, 1] values, as the paper's reference code does for MNIST.
+Features are float32, labels int64.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from neurodecorr.data.cifar import read_cifar10
-from neurodecorr.data.dataset import Dataset, RawSplit, standardise
+from neurodecorr.data.dataset import Dataset, RawSplit, global_standardised, standardise, unit_scaled
 from neurodecorr.data.idx import read_idx
 from neurodecorr.errors import DataError
 from neurodecorr.numerics import DTYPE
@@ -186,8 +189,13 @@ def dataset_names() -> list[str]:
     return sorted(DATASETS)
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
-    """Load the dataset called `name`, standardised with training statistics.
+SCALINGS = {"standardise": standardise, "global": global_standardised, "unit": unit_scaled}
+
+
+def load_dataset(name: str, data_dir: str | os.PathLike | None = None,
+                 scaling: str = "standardise") -> Dataset:
+    """Load the dataset called `name`, standardised with training statistics (scaling
+    "standardise") or with its values in [0, 1] as read (scaling "unit").
 
     `data_dir` overrides the dataset's default directory; it is required for datasets without
     one (mnist, cifar10) and ignored for digits.
@@ -210,4 +218,6 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Datase
                 f"data directory {directory} for dataset {name!r} does not exist or is not a "
                 f"directory; {source.hint}"
             )
-    return standardise(source.read(directory, source), name)
+    if scaling not in SCALINGS:
+        raise DataError(f"unknown scaling {scaling!r}; expected one of {', '.join(SCALINGS)}")
+    return SCALINGS[scaling](source.read(directory, source), name)

@@ -1,70 +1,135 @@
-"""The settings of one training run, validated when made."""
+"""The settings of one training run, resolved and validated when made.
+
+Settings left as None are filled in from `engine.presets` (a named preset, the dataset and rule,
+the dataset, the defaults), so a TrainConfig always holds every value its run uses.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import math
 from dataclasses import dataclass
+from typing import Any
 
+from neurodecorr.engine import presets
 from neurodecorr.engine.optim import OPTIMIZERS
-from neurodecorr.errors import SpecError
+from neurodecorr.errors import SpecError, short_repr
 from neurodecorr.rules import CREDIT_RULES, DECOR_NAMES
+
+DECOR_GAINS = ("centred", "raw", "unit")
+DECOR_CENTRES = ("running", "batch")
+PRECISIONS = ("float64", "float32")
+FEEDBACK_INITS = ("uniform", "kaiming")
+INPUT_SCALINGS = ("standardise", "global", "unit")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that determines a training run. Defaults follow the paper's reference
-    experiment (Adam, lr 1e-4, β = (0.9, 0.9999), batch 256) where it gives one."""
+    """Everything that determines a training run (README, "Train a network", lists each)."""
 
     dataset: str = "digits"
     data_dir: str | None = None
-    model: str = "small-mlp"
-    profile: str = "ideal"         # a shipped device profile's name, or a .toml path
+    preset: str | None = None          # a named settings bundle (presets.PRESETS), e.g. "reference"
+    model: str | None = None
+    profile: str = "ideal"             # a shipped device profile's name, or a .toml path
     rule: str = "bp"
     decor: str = "seed"
-    optimizer: str = "adam"
-    lr: float = 1e-4
-    momentum: float = 0.9          # sgd only
-    betas: tuple[float, float] = (0.9, 0.9999)  # adam only
-    decor_lr: float = 1e-4
-    decor_fraction: float = 0.1    # sub-sample of each batch used by the decorrelation rule
-    decor_kappa: float = 0.5       # whiten only
-    np_sigma: float = 1e-3         # node perturbation's noise
-    batch_size: int = 256
-    epochs: int = 5
+    optimizer: str | None = None
+    lr: float | None = None
+    momentum: float | None = None      # sgd only
+    betas: tuple[float, float] | None = None  # adam only
+    decor_lr: float | None = None
+    decor_fraction: float | None = None  # sub-sample of each batch used by the decorrelation rule
+    decor_kappa: float | None = None   # whiten only
+    decor_gain: str | None = None      # seed only: the gain's numerator, ‖a − μ‖ or the raw ‖a‖
+    decor_centre: str | None = None    # training centres with the running or the batch mean
+    np_sigma: float | None = None      # node perturbation's noise
+    np_loss_precision: str | None = None  # node perturbation's loss difference
+    feedback_init: str | None = None   # FA/DFA feedback matrices: U(±1/√n) or U(±√(6/n))
+    input_scaling: str | None = None   # standardised features, or [0, 1] as read
+    batch_size: int | None = None
+    epochs: int | None = None
     seed: int = 42
 
     def __post_init__(self):
-        object.__setattr__(self, "betas", tuple(self.betas))
+        if self.preset is not None and self.preset not in presets.PRESETS:
+            raise SpecError(f"training setting 'preset': expected one of {sorted(presets.PRESETS)}, "
+                            f"found {_text(self.preset)}")
+        for key in presets.DEFAULTS:
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, presets.lookup(key, self.dataset, self.rule, self.preset))
+        if isinstance(self.betas, list):
+            object.__setattr__(self, "betas", tuple(self.betas))
         checks = [
             (self.rule in CREDIT_RULES, "rule", f"one of {sorted(CREDIT_RULES)}", self.rule),
             (self.decor in DECOR_NAMES, "decor", f"one of {DECOR_NAMES}", self.decor),
             (self.optimizer in OPTIMIZERS, "optimizer", f"one of {sorted(OPTIMIZERS)}", self.optimizer),
-            (self.lr > 0, "lr", "a positive number", self.lr),
-            (0 <= self.momentum < 1, "momentum", "a number in [0, 1)", self.momentum),
-            (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas",
-             "two numbers in [0, 1)", self.betas),
-            (self.decor_lr >= 0, "decor_lr", "a number ≥ 0", self.decor_lr),
-            (0 < self.decor_fraction <= 1, "decor_fraction", "a number in (0, 1]", self.decor_fraction),
-            (0 <= self.decor_kappa <= 1, "decor_kappa", "a number in [0, 1]", self.decor_kappa),
-            (self.np_sigma > 0, "np_sigma", "a positive number", self.np_sigma),
-            (isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size",
-             "a positive integer", self.batch_size),
-            (isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "a positive integer", self.epochs),
-            (isinstance(self.seed, int) and self.seed >= 0, "seed", "an integer ≥ 0", self.seed),
+            (_is_text(self.model) and self.model != "", "model", "a model name or a .yaml path", self.model),
+            (_is_text(self.profile) and self.profile != "", "profile", "a profile name or a .toml path",
+             self.profile),
+            (self.data_dir is None or _is_text(self.data_dir), "data_dir", "a directory", self.data_dir),
+            (_number(self.lr) and self.lr > 0, "lr", "a positive number", self.lr),
+            (_number(self.momentum) and 0 <= self.momentum < 1, "momentum", "a number in [0, 1)",
+             self.momentum),
+            (isinstance(self.betas, tuple) and len(self.betas) == 2
+             and all(_number(b) and 0 <= b < 1 for b in self.betas), "betas", "two numbers in [0, 1)",
+             self.betas),
+            (_number(self.decor_lr) and self.decor_lr >= 0, "decor_lr", "a number ≥ 0", self.decor_lr),
+            (_number(self.decor_fraction) and 0 < self.decor_fraction <= 1, "decor_fraction",
+             "a number in (0, 1]", self.decor_fraction),
+            (_number(self.decor_kappa) and 0 <= self.decor_kappa <= 1, "decor_kappa", "a number in [0, 1]",
+             self.decor_kappa),
+            (self.decor_gain in DECOR_GAINS, "decor_gain", f"one of {DECOR_GAINS}", self.decor_gain),
+            (self.decor_centre in DECOR_CENTRES, "decor_centre", f"one of {DECOR_CENTRES}", self.decor_centre),
+            (_number(self.np_sigma) and self.np_sigma > 0, "np_sigma", "a positive number", self.np_sigma),
+            (self.np_loss_precision in PRECISIONS, "np_loss_precision", f"one of {PRECISIONS}",
+             self.np_loss_precision),
+            (self.feedback_init in FEEDBACK_INITS, "feedback_init", f"one of {FEEDBACK_INITS}",
+             self.feedback_init),
+            (self.input_scaling in INPUT_SCALINGS, "input_scaling", f"one of {INPUT_SCALINGS}",
+             self.input_scaling),
+            (_integer(self.batch_size) and self.batch_size >= 1, "batch_size", "a positive integer",
+             self.batch_size),
+            (_integer(self.epochs) and self.epochs >= 1, "epochs", "a positive integer", self.epochs),
+            (_integer(self.seed) and self.seed >= 0, "seed", "an integer ≥ 0", self.seed),
         ]
         for ok, key, expected, found in checks:
             if not ok:
-                raise SpecError(f"training setting '{key}': expected {expected}, found {found!r}")
+                raise SpecError(f"training setting '{key}': expected {expected}, found {_text(found)}")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
         return d
 
+    def settings_hash(self) -> str:
+        """A short hash of every setting but the number of epochs (which a resume may raise)."""
+        d = {k: v for k, v in self.to_dict().items() if k != "epochs"}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
     @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
+    def from_dict(cls, d: Any) -> TrainConfig:
+        if not isinstance(d, dict):
+            raise SpecError(f"training settings must be a mapping of name: value, found {_text(d)}")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
+        unknown = sorted(str(k) for k in set(d) - names)
         if unknown:
-            raise SpecError(f"unknown training setting(s) {unknown}; known: {sorted(names)}")
+            raise SpecError(f"unknown training setting(s) {_text(unknown)}; known: {sorted(names)}")
         return cls(**d)
+
+
+def _is_text(value) -> bool:
+    return isinstance(value, str)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_text = short_repr

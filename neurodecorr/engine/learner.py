@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurodecorr.devices import Counter, make_device
+from neurodecorr.devices import Counter, Profile, make_device
 from neurodecorr.devices.loader import load_profile
 from neurodecorr.engine.config import TrainConfig
 from neurodecorr.engine.optim import OPTIMIZERS, Optimizer
@@ -42,8 +42,12 @@ class Learner:
         out.update({f"device/{k}": v for k, v in self.net.device.state_arrays().items()})
         return out
 
-    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        """Restore from arrays saved by `arrays()` (e.g. `rundir.read_npz`)."""
+    def load_arrays(self, arrays: dict[str, np.ndarray], strict: bool = False) -> None:
+        """Restore from arrays saved by `arrays()` (e.g. `rundir.read_npz`). strict: the arrays
+        must be exactly this learner's (the same names, shapes and dtypes), as a checkpoint of
+        the same run is; a KeyError or ValueError names the first that is not."""
+        if strict:
+            _check_same_arrays(self.arrays(), arrays)
         self.net.load_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("net/")})
         for k, v in arrays.items():
             if k.startswith("credit/"):
@@ -56,15 +60,35 @@ class Learner:
             {k[7:]: v for k, v in arrays.items() if k.startswith("device/")})
 
 
+def _check_same_arrays(mine: dict[str, np.ndarray], theirs: dict[str, np.ndarray]) -> None:
+    """`theirs` holds exactly the arrays of `mine`, plus the optimiser's per-synapse slots
+    ("optim/layer0.W.m", …) that a fresh optimiser creates only at its first step."""
+    def slot_of(name):  # "optim/layer0.W.m" → "net/layer0.W"
+        return "net/" + name[len("optim/"):].rpartition(".")[0]
+
+    expected = dict(mine)
+    for name in theirs:
+        if name.startswith("optim/") and name not in mine and slot_of(name) in mine:
+            expected[name] = mine[slot_of(name)]
+    missing, extra = sorted(set(expected) - set(theirs)), sorted(set(theirs) - set(expected))
+    if missing or extra:
+        raise KeyError(f"arrays missing {missing[:4]}, unexpected {extra[:4]}")
+    for name, array in expected.items():
+        other = theirs[name]
+        if other.shape != array.shape or other.dtype != array.dtype:
+            raise ValueError(f"{name} is {other.dtype}{other.shape}, expected {array.dtype}{array.shape}")
+
+
 def make_learner(config: TrainConfig, spec: NetSpec, n_in: int, n_classes: int,
-                 counter: Counter | None = None) -> Learner:
-    """Build a fresh learner whose device reports to `counter` (none: nothing is counted); all
-    randomness comes from one SeedSequence of `config.seed`."""
+                 counter: Counter | None = None, profile: Profile | None = None) -> Learner:
+    """Build a fresh learner on `profile` (default: the one config.profile names) whose device
+    reports to `counter` (none: nothing is counted); all randomness comes from one SeedSequence
+    of `config.seed`."""
     init_rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(0,)))
-    net = build_network(spec, n_in, n_classes, config.decor != "none", init_rng)
+    net = build_network(spec, n_in, n_classes, config.decor != "none", init_rng, config.decor_centre)
     credit = CREDIT_RULES[config.rule].from_config(config)
     credit_state = credit.init_state(net, init_rng)
-    profile = load_profile(config.profile)
+    profile = profile if profile is not None else load_profile(config.profile)
     device_rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(2,)))
     net.install(make_device(profile, device_rng, counter))
     for key, array in credit_state.items():

@@ -20,9 +20,31 @@ METRIC_KEYS = ("epoch", "train_loss", "test_accuracy", "seconds")
 
 
 def _atomic_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file; on failure (a full disk, a read-only
+    directory) the temporary file is removed, `path` keeps its previous content and the error
+    is one line."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RunError(f"cannot write {path}: {exc.strerror or exc}"
+                       + ("; the previous file is kept" if path.exists() else "")) from None
+
+
+def make_run_dir(run_dir: Path) -> None:
+    """Create the run directory (and its parents), or say in one line why it cannot be."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise RunError(f"cannot create the run directory {run_dir}: a file is in the way") from None
+    except OSError as exc:
+        raise RunError(f"cannot create the run directory {run_dir}: {exc.strerror or exc}") from None
+    if not run_dir.is_dir():
+        raise RunError(f"cannot use {run_dir} as a run directory: it is not a directory")
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise RunError(f"cannot write into the run directory {run_dir}: permission denied")
 
 
 def write_json(path: Path, obj) -> None:
@@ -84,8 +106,8 @@ def plot_learning_curve(run_dir: Path, epochs: list[dict], title: str) -> Path:
     fig.suptitle(title)
     fig.tight_layout()
     path = run_dir / "learning_curve.png"
-    tmp = run_dir / "learning_curve.tmp.png"
-    fig.savefig(tmp, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
+    _atomic_bytes(path, buffer.getvalue())
     return path

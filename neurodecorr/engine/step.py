@@ -12,12 +12,13 @@ from neurodecorr.rules import local_outer
 
 
 def train_step(learner: Learner, x: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-               buffers: dict[keys.ArrayKey, np.ndarray], where: str = "") -> float:
+               buffers: dict[keys.ArrayKey, np.ndarray], where: str = "", kept: str = "") -> float:
     """Update every synapse of `learner` from the batch x (B, n_in), labels (B,).
 
     Returns the batch's mean (clean) loss. `buffers` holds reusable gradient arrays, one per
     synapse array. Raises DivergenceError, before any synapse is written, when the forward pass
-    is not finite (the trainer also checks every synapse before it saves an epoch).
+    is not finite (the trainer also checks every synapse before it saves an epoch); `where` and
+    `kept` (what happened to the checkpoint) complete its message.
     """
     net = learner.net
     device = net.device
@@ -26,7 +27,7 @@ def train_step(learner: Learner, x: np.ndarray, labels: np.ndarray, rng: np.rand
         traces = forward(net, x, track_mean=True)
     loss = float(np.mean(net.loss.per_sample(traces[-1].h, labels)))
     if not np.isfinite(loss):
-        raise DivergenceError(_diagnose(learner, traces, where))
+        raise DivergenceError(f"{_diagnose(learner, traces, where)} {kept}".strip())
     with during(learner.credit.modulator_phase):
         mods = learner.credit.modulators(net, traces, labels, learner.credit_state, rng)
     learner.optimizer.next_step()
@@ -56,6 +57,6 @@ def _diagnose(learner: Learner, traces, where: str) -> str:
                 hint = (f"lower {decor_lr}, or {lr}" if "decorrelat" in label and cfg.decor != "none"
                         else f"lower {lr}" + (f", or {decor_lr}" if cfg.decor != "none" else ""))
                 return (f"training diverged {where}: layer {i} {label} became non-finite. "
-                        f"Likely fix: {hint}. The last good checkpoint is kept.")
+                        f"Likely fix: {hint}.")
     return (f"training diverged {where}: the loss became non-finite. Likely fix: lower --lr "
-            f"(now {cfg.lr:g}). The last good checkpoint is kept.")
+            f"(now {cfg.lr:g}).")

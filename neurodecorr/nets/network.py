@@ -5,7 +5,11 @@ Per dense layer l (column convention; the code works on row-major batches, one s
     a        layer input (n_in)                  — the data, or the previous layer's output
     x̃ = R (a − μ)                                — decorrelated input; R (n_in, n_in) starts as I,
                                                    μ is a running mean (momentum 0.1), frozen at
-                                                   evaluation. Layers without decorrelation: x̃ = a.
+                                                   evaluation; in training the input is centred
+                                                   with μ after it took in the batch ("running")
+                                                   or with the batch's own mean ("batch", as the
+                                                   reference code). Layers without
+                                                   decorrelation: x̃ = a.
     h = W x̃ + b                                  — W (n_out, n_in), b (n_out)
     f(h)                                          — the layer's nonlinearity (identity at the output)
 
@@ -45,11 +49,15 @@ class Layer:
     mu: np.ndarray | None = None
 
 
+CENTRES = ("running", "batch")
+
+
 @dataclass
 class Network:
     spec: NetSpec
     layers: list[Layer]
     device: Device = field(default_factory=IdealDevice)
+    centre: str = "running"  # how training centres a decorrelated layer's input (see above)
     n_classes: int = field(init=False)
 
     def __post_init__(self):
@@ -88,7 +96,7 @@ class Network:
 
 
 def build_network(spec: NetSpec, n_in: int, n_classes: int, decorrelate: bool,
-                  rng: np.random.Generator) -> Network:
+                  rng: np.random.Generator, centre: str = "running") -> Network:
     """Initialise a network for `n_in` features and `n_classes` outputs.
 
     `decorrelate=False` (decorrelation rule "none") gives no layer an R, whatever the spec says.
@@ -103,7 +111,7 @@ def build_network(spec: NetSpec, n_in: int, n_classes: int, decorrelate: bool,
             layer.R = np.eye(shape.n_in, dtype=DTYPE)
             layer.mu = np.zeros(shape.n_in, dtype=DTYPE)
         layers.append(layer)
-    return Network(spec, layers)
+    return Network(spec, layers, centre=centre)
 
 
 @dataclass
@@ -121,8 +129,8 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
             noise: list[np.ndarray] | None = None, device=None) -> list[LayerTrace]:
     """Run a batch x (B, n_in) through the network; returns one trace per layer.
 
-    track_mean: update each running mean μ ← (1 − 0.1) μ + 0.1 · mean(a) from this batch before
-    using it (training). Writes μ in place.
+    track_mean: training: update each running mean μ ← (1 − 0.1) μ + 0.1 · mean(a) from this
+    batch (in place), and centre with it (net.centre "running") or with mean(a) ("batch").
     noise: per layer, an array (B, n_out) added to h (node perturbation's noisy pass).
     device: the device to compute on (default: the network's own).
     """
@@ -131,10 +139,14 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
     a = dev.activation(x)
     for i, layer in enumerate(net.layers):
         if layer.R is not None:
+            mean = layer.mu
             if track_mean:
+                batch_mean = a.mean(axis=0, dtype=DTYPE)
                 layer.mu *= DTYPE(1 - MEAN_MOMENTUM)
-                layer.mu += DTYPE(MEAN_MOMENTUM) * a.mean(axis=0, dtype=DTYPE)
-            centred = dev.activation(a - layer.mu)
+                layer.mu += DTYPE(MEAN_MOMENTUM) * batch_mean
+                if net.centre == "batch":
+                    mean = batch_mean
+            centred = dev.activation(a - mean)
             xt = dev.activation(dev.mvm(centred, layer.R, keys.R(i)))
             dev.counter.neurons(keys.R(i), xt, xt)
         else:

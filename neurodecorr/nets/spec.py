@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from neurodecorr.errors import SpecError
+from neurodecorr.errors import SpecError, short_repr
 from neurodecorr.nets.activations import ACTIVATIONS
 from neurodecorr.nets.losses import LOSSES
 from neurodecorr.resources import find_file, shipped_files
@@ -71,6 +71,23 @@ class NetSpec:
             LayerShape(widths[i], widths[i + 1], acts[i], i in decor) for i in range(n_layers)
         )
 
+    def n_parameters(self, n_in: int, n_out: int, decorrelate: bool) -> int:
+        """Synapses and biases of the network: W and b of every layer, R of every decorrelated
+        layer (when decorrelation is on)."""
+        return sum(s.n_in * s.n_out + s.n_out + (s.n_in * s.n_in if decorrelate and s.decorrelated else 0)
+                   for s in self.layers(n_in, n_out))
+
+    def check_size(self, n_in: int, n_out: int, decorrelate: bool) -> None:
+        """Refuse, before allocating, a network whose arrays would not fit this machine's memory:
+        each synapse is float32 with about ARRAY_COPIES copies (the array, Adam's two moments, the
+        update buffer, a device's per-synapse state)."""
+        need = self.n_parameters(n_in, n_out, decorrelate) * 4 * ARRAY_COPIES
+        have = _physical_memory()
+        if have and need > have:
+            raise SpecError(f"network '{self.name}' needs about {need / 2**30:.1f} GiB for its "
+                            f"{self.n_parameters(n_in, n_out, decorrelate):,} synapses and their "
+                            f"training state; this machine has {have / 2**30:.1f} GiB")
+
     def to_dict(self) -> dict:
         return {
             "name": self.name,
@@ -82,43 +99,56 @@ class NetSpec:
 
 
 _KEYS = {"name", "description", "hidden", "loss", "decorrelate"}
+MAX_SPEC_BYTES = 1_000_000
+ARRAY_COPIES = 5
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not every platform says
+        return 0
 
 
 def spec_from_dict(data: dict, where: str = "<dict>") -> NetSpec:
     """Validate a spec given as a mapping; errors name `where`, the key, the expectation and the value."""
     if not isinstance(data, dict):
         raise SpecError(f"{where}: expected a mapping of spec keys, found {type(data).__name__}")
-    unknown = sorted(set(data) - _KEYS)
+    unknown = sorted(str(k) for k in set(data) - _KEYS)
     if unknown:
-        raise SpecError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(_KEYS)}")
+        raise SpecError(f"{where}: unknown key(s) {short_repr(unknown)}; expected some of {sorted(_KEYS)}")
     hidden_raw = data.get("hidden", [])
     if not isinstance(hidden_raw, list):
-        raise SpecError(f"{where}: 'hidden' must be a list of {{width, activation}}, found {hidden_raw!r}")
+        raise SpecError(f"{where}: 'hidden' must be a list of {{width, activation}}, found {short_repr(hidden_raw)}")
     hidden = []
     for i, layer in enumerate(hidden_raw):
         key = f"hidden[{i}]"
         if not isinstance(layer, dict) or set(layer) - {"width", "activation"} or "width" not in layer:
-            raise SpecError(f"{where}: '{key}' must be {{width: int, activation: name}}, found {layer!r}")
+            raise SpecError(f"{where}: '{key}' must be {{width: int, activation: name}}, found {short_repr(layer)}")
         width, act = layer["width"], layer.get("activation", "leaky_relu")
         if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-            raise SpecError(f"{where}: '{key}.width' must be a positive integer, found {width!r}")
-        if act not in ACTIVATIONS:
-            raise SpecError(f"{where}: '{key}.activation' must be one of {sorted(ACTIVATIONS)}, found {act!r}")
+            raise SpecError(f"{where}: '{key}.width' must be a positive integer, found {short_repr(width)}")
+        if not isinstance(act, str) or act not in ACTIVATIONS:
+            raise SpecError(f"{where}: '{key}.activation' must be one of {sorted(ACTIVATIONS)}, "
+                            f"found {short_repr(act)}")
         hidden.append(HiddenSpec(width, act))
     loss = data.get("loss", "cross_entropy")
-    if loss not in LOSSES:
-        raise SpecError(f"{where}: 'loss' must be one of {sorted(LOSSES)}, found {loss!r}")
+    if not isinstance(loss, str) or loss not in LOSSES:
+        raise SpecError(f"{where}: 'loss' must be one of {sorted(LOSSES)}, found {short_repr(loss)}")
     decor = data.get("decorrelate", "all")
     if isinstance(decor, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in decor):
         decor = tuple(decor)
-    elif decor not in ("all", "none"):
+    elif not isinstance(decor, str) or decor not in ("all", "none"):
         raise SpecError(
-            f"{where}: 'decorrelate' must be 'all', 'none' or a list of layer indices, found {decor!r}"
+            f"{where}: 'decorrelate' must be 'all', 'none' or a list of layer indices, found {short_repr(decor)}"
         )
     name = data.get("name", Path(where).stem)
     if not isinstance(name, str) or not name:
-        raise SpecError(f"{where}: 'name' must be a non-empty string, found {name!r}")
-    return NetSpec(name, tuple(hidden), loss, decor, str(data.get("description", "")))
+        raise SpecError(f"{where}: 'name' must be a non-empty string, found {short_repr(name)}")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise SpecError(f"{where}: 'description' must be a string, found {short_repr(description)}")
+    return NetSpec(name, tuple(hidden), loss, decor, description)
 
 
 def model_names() -> list[str]:
@@ -134,7 +164,12 @@ def load_spec(name_or_path: str | os.PathLike) -> NetSpec:
             f"(shipped: {', '.join(model_names()) or 'none found'})"
         )
     try:
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise SpecError(f"{path}: a network spec is a few lines of YAML; this file has "
+                            f"{path.stat().st_size:,} bytes (at most {MAX_SPEC_BYTES:,})")
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise SpecError(f"{path}: cannot read the network spec: {exc}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise SpecError(f"{path}: cannot read the network spec: {short_repr(str(exc))}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: the YAML is nested too deeply to be a network spec") from None
     return spec_from_dict(data, str(path))

@@ -33,9 +33,15 @@ from neurodecorr.nets.activations import ACTIVATIONS
 from neurodecorr.nets.network import LayerTrace, Network, forward
 from neurodecorr.numerics import DTYPE
 
+FEEDBACK_BOUNDS = {
+    "uniform": lambda fan_in: 1.0 / np.sqrt(fan_in),     # as W's own initialisation
+    "kaiming": lambda fan_in: np.sqrt(6.0 / fan_in),     # torch's kaiming_uniform_ (gain √2)
+}
 
-def _feedback_init(shape, fan_in, rng):
-    bound = 1.0 / np.sqrt(fan_in)
+
+def _feedback_init(shape, fan_in, rng, init="uniform"):
+    """A fixed random feedback matrix, U(−b, b) with b from FEEDBACK_BOUNDS[init]."""
+    bound = FEEDBACK_BOUNDS[init](fan_in)
     return rng.uniform(-bound, bound, shape).astype(DTYPE)
 
 
@@ -48,8 +54,13 @@ def _times_fprime(net: Network, traces: list[LayerTrace], layer: int, signal: np
 def propagate_back(net: Network, traces: list[LayerTrace], e_out: np.ndarray,
                    matrices: list[tuple[np.ndarray, ArrayKey] | None]) -> list[np.ndarray]:
     """e_l = f'(h_l) ⊙ (R_{l+1}ᵀ M_{l+1}ᵀ e_{l+1}) from the top down; M = W (bp) or B (fa),
-    given as (array, key) per layer (layer 0's is never read)."""
+    given as (array, key) per layer (layer 0's is never read).
+
+    Centring with the batch mean (net.centre "batch") is part of the forward map in training,
+    so the signal that leaves a decorrelated layer downwards loses its batch mean too:
+    ∂/∂a of R(a − mean_batch a) applied to g is Rᵀg − mean_batch(Rᵀg)."""
     dev = net.device
+    batch_centred = net.centre == "batch"
     mods = [None] * len(net.layers)
     mods[-1] = dev.signal(e_out)
     for l in range(len(net.layers) - 2, -1, -1):
@@ -58,6 +69,8 @@ def propagate_back(net: Network, traces: list[LayerTrace], e_out: np.ndarray,
         R = net.layers[l + 1].R
         if R is not None:
             signal = dev.mvm_t(signal, R, keys.R(l + 1))
+            if batch_centred:
+                signal = signal - signal.mean(axis=0, dtype=DTYPE)
         mods[l] = dev.signal(_times_fprime(net, traces, l, signal))
         dev.counter.neurons(keys.W(l), mods[l], mods[l])
     return mods
@@ -88,16 +101,17 @@ class BP:
 class FA:
     """Feedback alignment: errors travel back through fixed random matrices B_l (n_out, n_in)."""
 
+    init: str = "uniform"  # FEEDBACK_BOUNDS
     name: str = "fa"
     uses_backward: bool = True
     modulator_phase: str = "feedback"
 
     @classmethod
     def from_config(cls, config) -> FA:
-        return cls()
+        return cls(init=config.feedback_init)
 
     def init_state(self, net, rng):
-        return {keys.B(l): _feedback_init(layer.W.shape, layer.shape.n_in, rng)
+        return {keys.B(l): _feedback_init(layer.W.shape, layer.shape.n_in, rng, self.init)
                 for l, layer in enumerate(net.layers) if l > 0}
 
     def modulators(self, net, traces, labels, state, rng):
@@ -110,16 +124,18 @@ class FA:
 class DFA:
     """Direct feedback alignment: each hidden layer receives e_L through a fixed random D_l."""
 
+    init: str = "uniform"  # FEEDBACK_BOUNDS
     name: str = "dfa"
     uses_backward: bool = True
     modulator_phase: str = "feedback"
 
     @classmethod
     def from_config(cls, config) -> DFA:
-        return cls()
+        return cls(init=config.feedback_init)
 
     def init_state(self, net, rng):
-        return {keys.D(l): _feedback_init((layer.shape.n_out, net.n_classes), net.n_classes, rng)
+        return {keys.D(l): _feedback_init((layer.shape.n_out, net.n_classes), net.n_classes, rng,
+                                          self.init)
                 for l, layer in enumerate(net.layers[:-1])}
 
     def modulators(self, net, traces, labels, state, rng):
@@ -137,13 +153,14 @@ class NP:
     """Node perturbation: a second, noisy forward pass and a scalar loss difference per sample."""
 
     sigma: float = 1e-3
+    loss_precision: str = "float64"  # the dtype the two losses are taken and subtracted in
     name: str = "np"
     uses_backward: bool = False
     modulator_phase: str = "learning_forward"  # its noisy pass is a forward pass
 
     @classmethod
     def from_config(cls, config) -> NP:
-        return cls(sigma=config.np_sigma)
+        return cls(sigma=config.np_sigma, loss_precision=config.np_loss_precision)
 
     def init_state(self, net, rng):
         return {}
@@ -154,9 +171,9 @@ class NP:
                      (self.sigma * rng.standard_normal((len(x), layer.shape.n_out))).astype(DTYPE))
                  for layer in net.layers]
         noisy = forward(net, x, noise=noise)
-        per_sample = net.loss.per_sample
-        delta_loss = (per_sample(noisy[-1].h.astype(np.float64), labels)
-                      - per_sample(traces[-1].h.astype(np.float64), labels))
+        per_sample, dtype = net.loss.per_sample, np.dtype(self.loss_precision)
+        delta_loss = (per_sample(noisy[-1].h.astype(dtype), labels)
+                      - per_sample(traces[-1].h.astype(dtype), labels))
         scale = (delta_loss / self.sigma**2).astype(DTYPE)[:, None]
         return [net.device.signal(scale * xi) for xi in noise]
 

@@ -61,25 +61,39 @@ class _LocalRule:
                 continue
             key = keys.R(i)
             n = subsample_size(len(trace.x), self.sample_fraction)
-            z, centred = trace.x[:n], trace.centred[:n]
-            z_R = dev.mvm_t(z, layer.R, key)  # Rᵀz: the same array read transposed
-            dev.counter.update(key, z, z_R)
-            dev.write(layer.R, self.delta(layer.R, z, z_R, centred), key)
+            z_R = dev.mvm_t(trace.x[:n], layer.R, key)  # Rᵀz: the same array read transposed
+            dev.counter.update(key, trace.x[:n], z_R)
+            dev.write(layer.R, self.delta(layer.R, trace, n, z_R), key)
 
-    def delta(self, R, z, z_R, centred):  # pragma: no cover - abstract
-        """The change R − R_new, from z (n, d), Rᵀz as rows (n, d) and the centred input."""
+    def delta(self, R, trace: LayerTrace, n: int, z_R):  # pragma: no cover - abstract
+        """The change R − R_new, from the sub-sample of the layer's trace (its first n rows: z,
+        the input a and the centred input) and Rᵀz as rows (n, d)."""
         raise NotImplementedError
 
 
 @dataclass(frozen=True)
 class Seed(_LocalRule):
-    """The paper's rule: full C, one global gain g. Returns the change R − R_new."""
+    """The paper's rule: full C, one global gain g. Returns the change R − R_new. `gain`:
+    - "centred": g = mean ‖a − μ‖/‖z‖, the norm of the centred input the output keeps;
+    - "raw": g = mean ‖a‖/‖z‖ on the un-centred input (the reference code's);
+    - "unit": g = √(d / mean ‖z‖²), which drives the mean variance of z's units to 1, whatever
+      the scale of the input (two layer-wide sums and one broadcast scalar, like the others)."""
 
+    gain: str = "centred"
     name: str = "seed"
 
-    def delta(self, R, z, z_R, centred):
+    @classmethod
+    def from_config(cls, config) -> Seed:
+        return cls(lr=config.decor_lr, sample_fraction=config.decor_fraction, gain=config.decor_gain)
+
+    def delta(self, R, trace, n, z_R):
+        z = trace.x[:n]
         eps = DTYPE(1e-8)
-        gain = np.mean(np.linalg.norm(centred, axis=1) / (np.linalg.norm(z, axis=1) + eps))
+        if self.gain == "unit":
+            gain = np.sqrt(z.shape[1] / (np.mean(np.einsum("ij,ij->i", z, z)) + eps))
+        else:
+            numerator = (trace.centred if self.gain == "centred" else trace.a)[:n]
+            gain = np.mean(np.linalg.norm(numerator, axis=1) / (np.linalg.norm(z, axis=1) + eps))
         grad = local_outer(z, z_R)  # C R
         # R_new = g R − η C (g R) = g (R − η C R)
         return R - DTYPE(gain) * (R - DTYPE(self.lr) * grad)
@@ -91,7 +105,8 @@ class CPI(_LocalRule):
 
     name: str = "cpi"
 
-    def delta(self, R, z, z_R, centred):
+    def delta(self, R, trace, n, z_R):
+        z = trace.x[:n]
         var = np.mean(z * z, axis=0)
         grad = local_outer(z, z_R) - var[:, None] * R
         return DTYPE(self.lr) * grad
@@ -108,7 +123,8 @@ class Whiten(_LocalRule):
     def from_config(cls, config):
         return cls(lr=config.decor_lr, sample_fraction=config.decor_fraction, kappa=config.decor_kappa)
 
-    def delta(self, R, z, z_R, centred):
+    def delta(self, R, trace, n, z_R):
+        z = trace.x[:n]
         var = np.mean(z * z, axis=0)
         k = DTYPE(self.kappa)
         grad = (1 - k) * (local_outer(z, z_R) - var[:, None] * R) + k * (var - 1)[:, None] * R

@@ -1,45 +1,67 @@
 """Run a sweep's training runs as tasks on Dask (`dask.distributed`).
 
 A LocalCluster sized to the machine (one single-threaded worker per core, BLAS limited to one
-thread per worker) unless `scheduler` names an existing one (`tcp://host:8786`; its workers
-must have neurodecorr installed and see the same data and output paths). Finished runs are
-skipped; started ones resume; a failing run writes `error.txt` in its directory, is reported,
-and does not stop the others.
+thread per worker, Dask's scratch space inside the sweep's output) unless `scheduler` names an
+existing one (`tcp://host:8786`; its workers must have neurodecorr installed and see the same
+data and output paths). Finished runs are skipped, started ones resume; a run directory that
+holds a run with other settings (the sweep file was edited) is refused unless `rerun` is given,
+which starts it afresh. A failing run writes `error.txt` in its directory, is reported, and
+does not stop the others. The longest runs are submitted first, so that two workers finish
+together.
+
+BLAS threads: a sweep's runs use one BLAS thread each (one run per core), `neurodecorr train`
+uses every core; float32 sums then round differently, so a sweep point and the same `train` run
+agree to about 1e-7 relative, not bit for bit (config.json records the threads each used).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from neurodecorr.sweep.spec import Sweep
+from neurodecorr.engine.config import TrainConfig
+from neurodecorr.errors import NeurodecorrError, RunError
+from neurodecorr.sweep.spec import RunPoint, Sweep
+
+SWEEP_FILE = "sweep.json"  # marks a sweep's output directory; holds the sweep that wrote it
+CONNECT_TIMEOUT_S = 10
 
 
-def is_finished(run_dir: Path, epochs: int) -> bool:
+def stored_hash(run_dir: Path) -> str | None:
+    """The settings hash of the run in `run_dir` (None if it holds none that can be read)."""
+    try:
+        stored = json.loads((run_dir / "config.json").read_text())
+        return stored.get("settings_hash") or TrainConfig.from_dict(stored["train"]).settings_hash()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, NeurodecorrError):
+        return None
+
+
+def is_finished(run_dir: Path, config: TrainConfig) -> bool:
     try:
         metrics = json.loads((run_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
+        done = len(metrics["epochs"]) >= config.epochs
+    except (OSError, ValueError, KeyError, TypeError):
         return False
-    return len(metrics["epochs"]) >= epochs and (run_dir / "energy.json").exists()
+    return done and (run_dir / "energy.json").exists() and stored_hash(run_dir) == config.settings_hash()
 
 
 def run_point(config: dict, run_dir: str, blas_threads: int = 1) -> dict:
     """Train one grid point (resuming it if it started). Runs on a Dask worker."""
     from threadpoolctl import threadpool_limits
 
-    from neurodecorr.engine.config import TrainConfig
     from neurodecorr.engine.trainer import train
 
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "error.txt").unlink(missing_ok=True)
-    (run_dir / "point.json").write_text(json.dumps(config, indent=2) + "\n")  # even if it fails at once
     start = time.perf_counter()
     try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "error.txt").unlink(missing_ok=True)
+        (run_dir / "point.json").write_text(json.dumps(config, indent=2) + "\n")  # even if it fails at once
         cfg = TrainConfig.from_dict(config)
         with open(run_dir / "train.log", "a") as log, threadpool_limits(limits=blas_threads):
             result = train(cfg, run_dir, resume=(run_dir / "config.json").exists(), progress=False,
@@ -48,34 +70,94 @@ def run_point(config: dict, run_dir: str, blas_threads: int = 1) -> dict:
         return {"run": run_dir.name, "status": "finished", "test_accuracy": last["test_accuracy"],
                 "seconds": time.perf_counter() - start}
     except Exception as exc:  # reported per run; the sweep goes on
-        (run_dir / "error.txt").write_text(traceback.format_exc() + f"{type(exc).__name__}: {exc}\n")
-        return {"run": run_dir.name, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+        message = f"{type(exc).__name__}: {exc}"
+        try:
+            (run_dir / "error.txt").write_text(traceback.format_exc() + message + "\n")
+        except OSError:
+            pass
+        return {"run": run_dir.name, "status": "failed", "error": message,
                 "seconds": time.perf_counter() - start}
 
 
-def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None,
-              workers: int | None = None, log: Callable[[str], None] = print) -> list[dict]:
-    """Run every unfinished point of `sweep` into `out`; returns one summary per point run."""
-    from distributed import Client, LocalCluster, as_completed
+def expected_cost(point: RunPoint) -> float:
+    """A rough relative run time, to submit the longest runs first: epochs, times the device's
+    cost (a crossbar's noisy tiled products and NP's second pass are slow), times two with
+    decorrelation."""
+    c = point.config
+    device = {"crossbar": 4.0, "digital": 2.0}.get(_kind(c.profile), 1.0)
+    return c.epochs * device * (2.0 if c.decor != "none" else 1.0) * (1.6 if c.rule == "np" else 1.0)
 
+
+def _kind(profile: str) -> str:
+    try:
+        from neurodecorr.devices.loader import load_profile
+
+        return load_profile(profile).kind
+    except NeurodecorrError:
+        return "ideal"
+
+
+def _check_changed(points: list[RunPoint], out: Path, rerun: bool, log) -> None:
+    """Refuse (or, with rerun, clear) run directories holding a run with other settings."""
+    changed = [p for p in points if (out / p.name / "config.json").exists()
+               and stored_hash(out / p.name) != p.config.settings_hash()]
+    if changed and not rerun:
+        names = ", ".join(p.name for p in changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        raise RunError(f"{out}: {len(changed)} run director{'y holds a run' if len(changed) == 1 else 'ies hold runs'} "
+                       f"with other settings than the sweep file now gives ({names}); pass --rerun to "
+                       f"train them afresh, or choose another --out")
+    for p in changed:
+        log(f"{p.name}: its settings changed; training it afresh (--rerun)")
+        shutil.rmtree(out / p.name)
+
+
+def _client(scheduler: str | None, workers: int | None, scratch: Path):
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        if not scheduler.startswith(("tcp://", "tls://", "inproc://", "ws://", "wss://", "ucx://")):
+            raise RunError(f"--scheduler {scheduler!r}: expected an address such as tcp://host:8786")
+        try:
+            return Client(scheduler, timeout=CONNECT_TIMEOUT_S), None
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise RunError(f"cannot reach the Dask scheduler at {scheduler} within "
+                           f"{CONNECT_TIMEOUT_S} s ({type(exc).__name__}); is it running?") from None
+    n = workers or os.cpu_count() or 1
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                           silence_logs=40, local_directory=str(scratch))
+    return Client(cluster), cluster
+
+
+def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None,
+              workers: int | None = None, rerun: bool = False,
+              log: Callable[[str], None] = print) -> list[dict]:
+    """Run every unfinished point of `sweep` into `out`; returns one summary per point run."""
+    if workers is not None and workers < 1:
+        raise RunError(f"--workers: expected a positive number of workers, found {workers}")
     out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} is a file, not a directory")
     points = sweep.points()
-    todo = [p for p in points if not is_finished(out / p.name, p.config.epochs)]
+    _check_changed(points, out, rerun, log)
+    todo = [p for p in points if not is_finished(out / p.name, p.config)]
     log(f"sweep '{sweep.name}': {len(points)} runs, {len(points) - len(todo)} already finished, "
         f"{len(todo)} to run")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / SWEEP_FILE).write_text(json.dumps(sweep.to_dict(), indent=2, default=str) + "\n")
+    except OSError as exc:
+        raise RunError(f"cannot write the sweep into {out}: {exc.strerror or exc}") from None
     if not todo:
         return []
-    if scheduler:
-        client, cluster = Client(scheduler), None
-    else:
-        n = workers or os.cpu_count() or 1
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=40)
-        client = Client(cluster)
+    scratch = out / ".dask-scratch"
+    client, cluster = _client(scheduler, workers, scratch)
     try:
+        todo.sort(key=expected_cost, reverse=True)  # longest first: the workers finish together
         futures = {client.submit(run_point, p.config.to_dict(), str(out / p.name), pure=False,
-                                 key=f"train-{sweep.name}-{p.name}"): p for p in todo}
+                                 key=f"train-{sweep.name}-{p.name}", priority=len(todo) - i): p
+                   for i, p in enumerate(todo)}
+        from distributed import as_completed
+
         summaries = []
         for i, future in enumerate(as_completed(futures), start=1):
             s = future.result()
@@ -88,3 +170,4 @@ def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None,
         client.close()
         if cluster is not None:
             cluster.close()
+            shutil.rmtree(scratch, ignore_errors=True)
