@@ -45,12 +45,14 @@ _TRAIN_FLAGS = [
     ("--decor-gain", "decor_gain", str,
      "seed rule's gain: centred (‖a − μ‖/‖z‖), raw (‖a‖/‖z‖) or unit (unit variance of z)"),
     ("--decor-centre", "decor_centre", str, "training centres with the running or the batch mean"),
+    ("--decor-side", "decor_side", str, "seed rule's update: left (R − η C R) or right (R − η R C)"),
     ("--np-sigma", "np_sigma", float, "node perturbation's noise σ"),
     ("--np-loss-precision", "np_loss_precision", str, "node perturbation's loss difference: float64 or float32"),
     ("--feedback-init", "feedback_init", str, "FA/DFA feedback matrices: uniform (±1/√n) or kaiming (±√(6/n))"),
     ("--input-scaling", "input_scaling", str, "standardise the features, or unit: keep [0, 1]"),
     ("--batch-size", "batch_size", int, "samples per training step"),
     ("--epochs", "epochs", int, "epochs to train (a resumed run may raise its own)"),
+    ("--train-samples", "train_samples", int, "train on the first N training samples only [all]"),
     ("--seed", "seed", int, "the seed of every random draw"),
 ]
 

@@ -15,6 +15,7 @@ names the file and what was wrong.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import types
 import zlib
@@ -40,19 +41,25 @@ _HEADER_BYTES = 4
 _DIM_BYTES = 4
 
 
-def _read_bytes(path: Path) -> bytes:
-    """Return the (decompressed, when the name ends in .gz) contents of `path`."""
+MAX_PAYLOAD_BYTES = 2**31  # 2 GiB: forty times Fashion-MNIST's training images
+
+
+def _open(path: Path):
     try:
-        raw = path.read_bytes()
+        return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
     except FileNotFoundError:
         raise DataError(f"IDX file {path} does not exist") from None
     except OSError as err:
         raise DataError(f"cannot read IDX file {path}: {err.strerror or err}") from None
-    if path.suffix != ".gz":
-        return raw
+
+
+def _read_exactly(stream, n: int, path: Path) -> bytes:
+    """Up to n bytes (fewer at the end of the file); gzip damage is a DataError."""
     try:
-        return gzip.decompress(raw)
+        return stream.read(n)
     except (OSError, EOFError, zlib.error) as err:
+        if path.suffix != ".gz":
+            raise DataError(f"cannot read IDX file {path}: {getattr(err, 'strerror', None) or err}") from None
         raise DataError(
             f"IDX file {path} is not a valid gzip file ({err}); "
             "re-download it, or remove the .gz suffix if it is not compressed"
@@ -66,46 +73,56 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     MNIST images and (n,) for labels; its dtype is the native-endian form of the stored one.
 
     Raises DataError when the file is missing, not gzip (for .gz), has a bad magic number or
-    an unknown dtype code, or its payload size does not match the header.
+    an unknown dtype code, declares more than MAX_PAYLOAD_BYTES, or its payload size does not
+    match the header. The header is read first and the payload streamed: a compressed file
+    that would expand beyond what its header declares is refused after reading one byte more.
     """
     path = Path(path)
-    raw = _read_bytes(path)
-    if len(raw) < _HEADER_BYTES:
-        raise DataError(
-            f"IDX file {path} is {len(raw)} bytes long, shorter than the 4-byte magic number; "
-            "the file is truncated, re-download it"
-        )
-    zero0, zero1, code, ndim = raw[0], raw[1], raw[2], raw[3]
-    if zero0 != 0 or zero1 != 0:
-        raise DataError(
-            f"IDX file {path} has magic number 0x{raw[:4].hex()}, expected 0x0000<dtype><ndim>; "
-            "it is not an IDX file (or is compressed without a .gz suffix)"
-        )
-    if code not in IDX_DTYPES:
-        known = ", ".join(f"0x{c:02X}" for c in IDX_DTYPES)
-        raise DataError(
-            f"IDX file {path} has dtype code 0x{code:02X}, expected one of {known}; "
-            "the file is corrupt or not an IDX file"
-        )
-    if ndim == 0:
-        raise DataError(f"IDX file {path} declares 0 dimensions, expected at least 1")
-    data_start = _HEADER_BYTES + _DIM_BYTES * ndim
-    if len(raw) < data_start:
-        raise DataError(
-            f"IDX file {path} is truncated inside its header: {len(raw)} bytes, "
-            f"expected at least {data_start} for {ndim} dimensions; re-download it"
-        )
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=_HEADER_BYTES))
-    dtype = IDX_DTYPES[code]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    found = len(raw) - data_start
+    with _open(path) as stream:
+        head = _read_exactly(stream, _HEADER_BYTES, path)
+        if len(head) < _HEADER_BYTES:
+            raise DataError(
+                f"IDX file {path} is {len(head)} bytes long, shorter than the 4-byte magic number; "
+                "the file is truncated, re-download it"
+            )
+        zero0, zero1, code, ndim = head[0], head[1], head[2], head[3]
+        if zero0 != 0 or zero1 != 0:
+            raise DataError(
+                f"IDX file {path} has magic number 0x{head[:4].hex()}, expected 0x0000<dtype><ndim>; "
+                "it is not an IDX file (or is compressed without a .gz suffix)"
+            )
+        if code not in IDX_DTYPES:
+            known = ", ".join(f"0x{c:02X}" for c in IDX_DTYPES)
+            raise DataError(
+                f"IDX file {path} has dtype code 0x{code:02X}, expected one of {known}; "
+                "the file is corrupt or not an IDX file"
+            )
+        if ndim == 0:
+            raise DataError(f"IDX file {path} declares 0 dimensions, expected at least 1")
+        dim_bytes = _read_exactly(stream, _DIM_BYTES * ndim, path)
+        if len(dim_bytes) < _DIM_BYTES * ndim:
+            raise DataError(
+                f"IDX file {path} is truncated inside its header: {_HEADER_BYTES + len(dim_bytes)} bytes, "
+                f"expected at least {_HEADER_BYTES + _DIM_BYTES * ndim} for {ndim} dimensions; re-download it"
+            )
+        dims = tuple(int(d) for d in np.frombuffer(dim_bytes, dtype=">u4", count=ndim))
+        dtype = IDX_DTYPES[code]
+        expected = math.prod(dims) * dtype.itemsize  # Python integers: no wrap-around
+        if expected > MAX_PAYLOAD_BYTES:
+            raise DataError(
+                f"IDX file {path} declares shape {dims} of {dtype.newbyteorder('=')}: {expected:,} bytes, "
+                f"more than the {MAX_PAYLOAD_BYTES:,} a dataset file here may hold; is it corrupt?"
+            )
+        payload = _read_exactly(stream, expected + 1, path)
+    found = len(payload)
     if found != expected:
         what = "truncated" if found < expected else "longer than its header says"
+        detail = f"found {found}" if found < expected else "found more"
         raise DataError(
             f"IDX file {path} is {what}: header shape {dims} of {dtype.newbyteorder('=')} needs "
-            f"{expected} data bytes, found {found}; re-download it"
+            f"{expected} data bytes, {detail}; re-download it"
         )
-    array = np.frombuffer(raw, dtype=dtype, offset=data_start).reshape(dims)
+    array = np.frombuffer(payload, dtype=dtype).reshape(dims)
     return array.astype(dtype.newbyteorder("="))
 
 

@@ -90,6 +90,9 @@ def _read_idx_split(
             f"{source.name} file {labels_path} holds {labels.dtype} with shape {labels.shape}, "
             "expected uint8 labels (n,); is it an images file?"
         )
+    if images.shape[0] == 0:
+        raise DataError(f"{source.name} file {images_path} holds no images (its header says 0); "
+                        "the file is corrupt, re-download it")
     if labels.shape[0] != images.shape[0]:
         raise DataError(
             f"{source.name}: {labels_path} has {labels.shape[0]} labels but {images_path} has "

@@ -20,6 +20,7 @@ from neurodecorr.rules import CREDIT_RULES, DECOR_NAMES
 
 DECOR_GAINS = ("centred", "raw", "unit")
 DECOR_CENTRES = ("running", "batch")
+DECOR_SIDES = ("left", "right")
 PRECISIONS = ("float64", "float32")
 FEEDBACK_INITS = ("uniform", "kaiming")
 INPUT_SCALINGS = ("standardise", "global", "unit")
@@ -45,12 +46,14 @@ class TrainConfig:
     decor_kappa: float | None = None   # whiten only
     decor_gain: str | None = None      # seed only: the gain's numerator, ‖a − μ‖ or the raw ‖a‖
     decor_centre: str | None = None    # training centres with the running or the batch mean
+    decor_side: str | None = None      # seed only: R − η C R ("left") or R − η R C ("right")
     np_sigma: float | None = None      # node perturbation's noise
     np_loss_precision: str | None = None  # node perturbation's loss difference
     feedback_init: str | None = None   # FA/DFA feedback matrices: U(±1/√n) or U(±√(6/n))
     input_scaling: str | None = None   # standardised features, or [0, 1] as read
     batch_size: int | None = None
     epochs: int | None = None
+    train_samples: int | None = None   # train on the first N training samples only (None: all)
     seed: int = 42
 
     def __post_init__(self):
@@ -83,6 +86,7 @@ class TrainConfig:
              self.decor_kappa),
             (self.decor_gain in DECOR_GAINS, "decor_gain", f"one of {DECOR_GAINS}", self.decor_gain),
             (self.decor_centre in DECOR_CENTRES, "decor_centre", f"one of {DECOR_CENTRES}", self.decor_centre),
+            (self.decor_side in DECOR_SIDES, "decor_side", f"one of {DECOR_SIDES}", self.decor_side),
             (_number(self.np_sigma) and self.np_sigma > 0, "np_sigma", "a positive number", self.np_sigma),
             (self.np_loss_precision in PRECISIONS, "np_loss_precision", f"one of {PRECISIONS}",
              self.np_loss_precision),
@@ -93,6 +97,8 @@ class TrainConfig:
             (_integer(self.batch_size) and self.batch_size >= 1, "batch_size", "a positive integer",
              self.batch_size),
             (_integer(self.epochs) and self.epochs >= 1, "epochs", "a positive integer", self.epochs),
+            (self.train_samples is None or (_integer(self.train_samples) and self.train_samples >= 1),
+             "train_samples", "a positive integer (or none: every training sample)", self.train_samples),
             (_integer(self.seed) and self.seed >= 0, "seed", "an integer ≥ 0", self.seed),
         ]
         for ok, key, expected, found in checks:

@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "decor_kappa": 0.5,
     "decor_gain": "centred",
     "decor_centre": "running",
+    "decor_side": "left",
     "np_sigma": 1e-3,
     "np_loss_precision": "float64",
     "feedback_init": "uniform",
@@ -60,6 +61,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "decor_lr": 1e-5,                # conf/config.yaml
         "decor_gain": "raw",             # g = mean ‖a‖/‖z‖ on the un-centred input
         "decor_centre": "batch",         # training centres with the batch mean
+        "decor_side": "right",           # z = (x − μ)·R, updated with C·R: R ← g(R − η R C) here
         "input_scaling": "global",       # one mean and std for all pixels (see README)
         "np_sigma": 1e-6,                # run.py, hard-coded
         "np_loss_precision": "float32",  # everything in float32

@@ -9,6 +9,7 @@ resume), weights.npz (the network and any feedback matrices) and learning_curve.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import time
@@ -152,8 +153,6 @@ def _read_checkpoint(run_dir: Path, config: TrainConfig, resumed: _Resumed) -> N
 
 
 def _check_new_run_dir(run_dir: Path) -> None:
-    if str(run_dir) == "":
-        raise RunError("--out is empty; give the directory to write the run into")
     if run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"--out {run_dir} is a file, not a directory; choose another --out")
     if (run_dir / "config.json").exists():
@@ -184,6 +183,8 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
     resume: continue the run in `out` from its last completed epoch, with the network spec and
     profile it started with; the result equals an uninterrupted run with the same settings.
     """
+    if out is not None and str(out) == "":
+        raise RunError("--out is empty; give the directory to write the run into")
     run_dir = Path(out) if out is not None else None
     if run_dir is not None and resume:
         resumed = _read_stored(run_dir, config, log)
@@ -199,6 +200,9 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
     elif (data.name, data.scaling) != (config.dataset, config.input_scaling):
         raise RunError(f"the dataset given ({data.name}, {data.scaling}) is not the run's "
                        f"({config.dataset}, {config.input_scaling})")
+    if config.train_samples is not None:
+        data = dataclasses.replace(data, x_train=data.x_train[:config.train_samples],
+                                   y_train=data.y_train[:config.train_samples])
     spec.check_size(data.n_features, data.n_classes, config.decor != "none")
     history: list[dict] = resumed.history or []
     train_seconds = resumed.train_seconds

@@ -61,13 +61,17 @@ class _LocalRule:
                 continue
             key = keys.R(i)
             n = subsample_size(len(trace.x), self.sample_fraction)
-            z_R = dev.mvm_t(trace.x[:n], layer.R, key)  # Rᵀz: the same array read transposed
+            z_R = self.read(dev, trace.x[:n], layer.R, key)
             dev.counter.update(key, trace.x[:n], z_R)
             dev.write(layer.R, self.delta(layer.R, trace, n, z_R), key)
 
+    def read(self, dev, z, R, key):
+        """Rᵀz for each sampled z (as rows): the same array read transposed."""
+        return dev.mvm_t(z, R, key)
+
     def delta(self, R, trace: LayerTrace, n: int, z_R):  # pragma: no cover - abstract
         """The change R − R_new, from the sub-sample of the layer's trace (its first n rows: z,
-        the input a and the centred input) and Rᵀz as rows (n, d)."""
+        the input a and the centred input) and the second read of z through R (`read`)."""
         raise NotImplementedError
 
 
@@ -77,14 +81,24 @@ class Seed(_LocalRule):
     - "centred": g = mean ‖a − μ‖/‖z‖, the norm of the centred input the output keeps;
     - "raw": g = mean ‖a‖/‖z‖ on the un-centred input (the reference code's);
     - "unit": g = √(d / mean ‖z‖²), which drives the mean variance of z's units to 1, whatever
-      the scale of the input (two layer-wide sums and one broadcast scalar, like the others)."""
+      the scale of the input (two layer-wide sums and one broadcast scalar, like the others).
+    `side`: "left", R ← g(R − η C R) (the paper, and its code when it was submitted); "right",
+    R ← g(R − η R C), the form the reference code's HEAD applies (it multiplies z = (x − μ)·R
+    from the right and updates with C·R). Per synapse the right form needs (R z)_i z_j: z read
+    through R a second time, forward, and z_j at the input side, which is the output of another
+    unit — less local than the left form's z_i (Rᵀz)_j."""
 
     gain: str = "centred"
+    side: str = "left"
     name: str = "seed"
 
     @classmethod
     def from_config(cls, config) -> Seed:
-        return cls(lr=config.decor_lr, sample_fraction=config.decor_fraction, gain=config.decor_gain)
+        return cls(lr=config.decor_lr, sample_fraction=config.decor_fraction, gain=config.decor_gain,
+                   side=config.decor_side)
+
+    def read(self, dev, z, R, key):
+        return dev.mvm_t(z, R, key) if self.side == "left" else dev.mvm(z, R, key)
 
     def delta(self, R, trace, n, z_R):
         z = trace.x[:n]
@@ -94,8 +108,8 @@ class Seed(_LocalRule):
         else:
             numerator = (trace.centred if self.gain == "centred" else trace.a)[:n]
             gain = np.mean(np.linalg.norm(numerator, axis=1) / (np.linalg.norm(z, axis=1) + eps))
-        grad = local_outer(z, z_R)  # C R
-        # R_new = g R − η C (g R) = g (R − η C R)
+        grad = local_outer(z, z_R) if self.side == "left" else local_outer(z_R, z)  # C R or R C
+        # R_new = g R − η C (g R) = g (R − η C R)  (or with R C)
         return R - DTYPE(gain) * (R - DTYPE(self.lr) * grad)
 
 
