@@ -101,11 +101,26 @@ def test_np_uses_no_backward_pass(monkeypatch, digits):
     assert not learner.credit.uses_backward
 
 
-def test_np_modulators_estimate_the_gradient(rng):
+@pytest.mark.parametrize("centre", ["running", "batch"])
+def test_np_noisy_pass_centres_as_the_clean_pass(centre, rng):
+    """Without noise, the noisy pass is the clean pass exactly: δL = 0 whatever the centring."""
+    learner = make_learner(TrainConfig(rule="np", decor="seed", decor_centre=centre), SPEC, 7, 4)
+    x = rng.standard_normal((9, 7)).astype(DTYPE)
+    clean = forward(learner.net, x, track_mean=True)
+    zeros = [np.zeros_like(t.h) for t in clean]
+    again = forward(learner.net, x, noise=zeros, means=[t.mean for t in clean])
+    np.testing.assert_array_equal(again[-1].h, clean[-1].h)
+    if centre == "batch":  # the running mean is not what the clean pass used
+        assert not np.array_equal(forward(learner.net, x, noise=zeros)[-1].h, clean[-1].h)
+
+
+@pytest.mark.parametrize("decor", ["none", "seed"])
+def test_np_modulators_estimate_the_gradient(decor, rng):
     """Averaged over many noise draws, NP's modulators approach BP's (unbiased estimate)."""
-    learner = _learner("np", "none")
-    x = np.repeat(rng.standard_normal((1, 7)).astype(DTYPE), 4000, axis=0)
-    y = np.repeat(rng.integers(0, 4, 1), 4000)
+    learner = _learner("np", decor)
+    _perturb_R(learner, rng)
+    x = np.repeat(rng.standard_normal((1, 7)).astype(DTYPE), 20000, axis=0)
+    y = np.repeat(rng.integers(0, 4, 1), 20000)
     traces = forward(learner.net, x)
     np_mods = learner.credit.modulators(learner.net, traces, y, {}, rng)
     bp_mods = credit.BP().modulators(learner.net, traces, y, {}, rng)

@@ -13,6 +13,7 @@ shared conformance test (`tests/test_conformance.py`) runs over that registry.
     write(W, delta, key)  W ← W − delta as the device can change it, in place
     inference()           the device as seen when the trained network is used (e.g. after drift)
     reseed(rng)           the generator for this device's noise and stochastic rounding
+    begin_step()          a training step begins (state that lives for one step is dropped)
     state_arrays(), load_state_arrays(arrays)   per-array device state for checkpoints
     counter               where the device reports its products and writes; the engine reports
                           the rest (neuron updates, forming updates) to the same counter
@@ -39,8 +40,13 @@ class Counter(Protocol):
     def during(self, phase: str):
         """A context in which everything counted is attributed to `phase`."""
 
-    def product(self, key: ArrayKey, x: np.ndarray, n_out: int) -> None:
-        """A product of the batch x (B, n_in) with the array `key` of n_out outputs."""
+    def product(self, key: ArrayKey, x: np.ndarray, n_out: int, periphery: bool = False) -> None:
+        """A product of the batch x (B, n_in) with the array `key` of n_out outputs; periphery:
+        computed by a crossbar chip's digital periphery, not by an array."""
+
+    def periphery(self, key: ArrayKey, ops: int = 0, bytes: int = 0) -> None:
+        """Other work of a crossbar chip's digital periphery: `ops` multiply-adds, `bytes` of
+        its memory moved (accumulators, buffers, weights kept digitally)."""
 
     def neurons(self, key: ArrayKey, h: np.ndarray, out: np.ndarray) -> None:
         """Neuron updates for every state in h, messages for every nonzero of out."""
@@ -60,7 +66,10 @@ class NullCounter:
     def during(self, phase: str) -> Iterator[NullCounter]:
         yield self
 
-    def product(self, key, x, n_out) -> None:
+    def product(self, key, x, n_out, periphery=False) -> None:
+        pass
+
+    def periphery(self, key, ops=0, bytes=0) -> None:
         pass
 
     def neurons(self, key, h, out) -> None:
@@ -79,6 +88,7 @@ class Device(Protocol):
     rng: np.random.Generator
 
     def reseed(self, rng: np.random.Generator) -> None: ...
+    def begin_step(self) -> None: ...
     def install(self, key: ArrayKey, array: np.ndarray) -> None: ...
     def mvm(self, x: np.ndarray, W: np.ndarray, key: ArrayKey) -> np.ndarray: ...
     def mvm_t(self, e: np.ndarray, W: np.ndarray, key: ArrayKey) -> np.ndarray: ...

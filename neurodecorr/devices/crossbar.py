@@ -30,12 +30,17 @@ per device (dw_min_dtod, up_down_dtod). Reads add Gaussian noise read_noise·w_m
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
+from neurodecorr.devices.cells import CELLS
 from neurodecorr.devices.ideal import IdealDevice
-from neurodecorr.devices.quantise import stochastic_round
+from neurodecorr.devices.mechanisms import make_mechanism
 from neurodecorr.keys import ArrayKey, Role
 from neurodecorr.numerics import DTYPE
+
+HALF_BYTES = 2  # R kept in the digital periphery: float16 weights in SRAM
 
 
 def pcm_read_sigma(g: np.ndarray, t_s: float, t_read_s: float) -> np.ndarray:
@@ -64,121 +69,176 @@ class CrossbarDevice(IdealDevice):
         super().__init__(profile, rng, counter)
         self.xb = profile.crossbar
         self.pcm, self.rram = profile.pcm, profile.rram
+        self.cells = CELLS[self.xb.technology](self.pcm if self.pcm is not None else self.rram)
+        self.mechanism = make_mechanism(self.xb.mechanism, self)
+        self.training = True  # the inference views read with one read per product, noise per read
         self.scales: dict[ArrayKey, float] = {}
-        # per-array device state: (what, key) → array; what is "acc" (PCM accumulators), "dw"
-        # and "ud" (RRAM step sizes and up/down asymmetries)
+        # per-array device state: (what, key) → array (mechanisms' accumulators, buffers and fast
+        # arrays; the cells' per-device step sizes and asymmetries)
         self.extra: dict[tuple[str, ArrayKey], np.ndarray] = {}
         self._noise_sq: dict[ArrayKey, tuple[np.ndarray, np.ndarray]] = {}
+        self._step_noise: dict[ArrayKey, np.ndarray] = {}  # read_noise_scope "step": this step's
+        self._residual: dict[ArrayKey, np.ndarray] = {}     # R − I of residual arrays (cached)
         if read_time_s is None and self.pcm is not None:
             read_time_s = self.pcm.t0_s
         self.read_time_s = read_time_s
 
-    # ----------------------------------------------------------------- install and write
-    def _range(self) -> float:
-        return 1.0 if self.pcm is not None else min(-self.rram.w_min, self.rram.w_max)
-
-    def install(self, key, array):
+    # ----------------------------------------------------------------- where an array lives
+    def storage(self, key: ArrayKey) -> str:
+        """"bias" (digital periphery, float32), "periphery" (R kept digitally), "residual" (R − I
+        on an array, the identity a wire) or "array"."""
         if key.role is Role.b:
+            return "bias"
+        if key.role is Role.R:
+            return self.xb.decorrelation
+        return "array"
+
+    def _values(self, array: np.ndarray, key: ArrayKey) -> np.ndarray:
+        """What the array's devices hold, in engine units: the array, or R − I."""
+        if self.storage(key) != "residual":
+            return array
+        cached = self._residual.get(key)
+        if cached is None or cached.shape != array.shape:
+            cached = self._residual[key] = array - np.eye(len(array), dtype=DTYPE)
+        return cached
+
+    def begin_step(self) -> None:
+        self._step_noise.clear()
+
+    # ----------------------------------------------------------------- install and write
+    def install(self, key, array):
+        if self.storage(key) in ("bias", "periphery"):
             return
-        max_abs = float(np.max(np.abs(array))) if array.size else 0.0
-        self.scales[key] = max(max_abs, 1e-12) * self.xb.weight_headroom / self._range()
-        if self.pcm is not None:
-            self.extra["acc", key] = np.zeros_like(array)
-        else:
-            r = self.rram
-            self.extra["dw", key] = np.maximum(
-                r.dw_min * (1 + r.dw_min_dtod * self.rng.standard_normal(array.shape)), 0).astype(DTYPE)
-            self.extra["ud", key] = (r.up_down + r.up_down_dtod
-                                       * self.rng.standard_normal(array.shape)).astype(DTYPE)
+        values = self._values(array, key)
+        max_abs = float(np.max(np.abs(values))) if values.size else 0.0
+        self.scales[key] = max(max_abs, 1e-12) * self.xb.weight_headroom / self.cells.range
+        self.mechanism.install(key, values / DTYPE(self.scales[key]))
 
     def write(self, array, delta, key):
-        if key.role is Role.b:
+        storage = self.storage(key)
+        if storage == "bias":
             super().write(array, delta, key)
             return
+        if storage == "periphery":  # a digital read-modify-write of float16 weights
+            np.subtract(array, delta, out=array)
+            self.counter.periphery(key, ops=array.size, bytes=2 * HALF_BYTES * array.size)
+            return
+        values = self._values(array, key)
         self._noise_sq.pop(key, None)
-        rescaled = self.xb.adapt_range and self._adapt_scale(array, delta, key)
+        self._step_noise.pop(key, None)
+        rescaled = self.xb.adapt_range and self._adapt_scale(values, delta, key)
         scale = DTYPE(self.scales[key])
-        w = array / scale
-        change = -delta / scale
-        update = self._pcm_update if self.pcm is not None else self._rram_update
-        w, moved = update(w, change, key)
+        w = values / scale
+        moved = self.mechanism.write(key, w, -delta / scale)
         # a rescale reprograms every (nonzero) device; else the moved ones
-        self.counter.writes(key, array if rescaled else moved, array.size)
-        np.multiply(w, scale, out=array)
+        self.counter.writes(key, values if rescaled else moved, values.size)
+        np.multiply(w, scale, out=values)
+        if storage == "residual":
+            np.add(values, np.eye(len(values), dtype=DTYPE), out=array)
 
-    def _adapt_scale(self, array, delta, key) -> bool:
+    def _adapt_scale(self, values, delta, key) -> bool:
         """Reset the array's digital scale when the written values would leave the device range
         or use under a quarter of it; the devices are reprogrammed to the same weights.
         Returns whether it did."""
-        target_max = float(np.max(np.abs(array - delta))) if array.size else 0.0
-        limit = self._range() * self.scales[key]
-        fitted = max(target_max, 1e-12) * self.xb.weight_headroom / self._range()
+        target_max = float(np.max(np.abs(values - delta))) if values.size else 0.0
+        limit = self.cells.range * self.scales[key]
+        fitted = max(target_max, 1e-12) * self.xb.weight_headroom / self.cells.range
         if target_max > limit or 4 * fitted < self.scales[key]:
-            acc = self.extra.get(("acc", key))
-            if acc is not None:
-                acc *= DTYPE(self.scales[key] / fitted)  # accumulators are in device units
+            self.mechanism.rescale(key, self.scales[key] / fitted)  # state held in device units
             self.scales[key] = fitted
             return True
         return False
 
-    def _pcm_update(self, w, change, key):
-        acc = self.extra["acc", key]
-        acc += change
-        eps = DTYPE(self.pcm.update_granularity)
-        n = np.trunc(acc / eps)
-        moved = n != 0
-        if moved.any():
-            inc = n[moved] * eps
-            acc[moved] -= inc
-            noise = self.pcm.update_noise * np.sqrt(np.abs(n[moved])) * eps
-            w[moved] += inc + noise * self.rng.standard_normal(inc.shape, dtype=DTYPE)
-        return np.clip(w, -1, 1, out=w), int(np.count_nonzero(moved))
-
-    def _rram_update(self, w, change, key):
-        r = self.rram
-        dw, ud = self.extra["dw", key], self.extra["ud", key]
-        n = np.clip(stochastic_round(change / np.maximum(dw, DTYPE(1e-12)), self.rng),
-                    -r.max_pulses, r.max_pulses)
-        moved = n != 0
-        if moved.any():
-            n_m, w_m, dw_m, ud_m = n[moved], w[moved], dw[moved], ud[moved]
-            up = n_m > 0
-            step = dw_m * np.where(up, 1 + ud_m, 1 - ud_m)
-            if r.soft_bounds:
-                step = step * np.where(up, 1 - w_m / r.w_max, 1 - w_m / r.w_min)
-            step = np.maximum(step, 0)
-            noise = r.dw_min_ctoc * step * np.sqrt(np.abs(n_m))
-            w[moved] = w_m + n_m * step + noise * self.rng.standard_normal(n_m.shape, dtype=DTYPE)
-        return np.clip(w, r.w_min, r.w_max, out=w), int(np.count_nonzero(moved))
-
     # ----------------------------------------------------------------- reads
+    def _read_sigma(self, w: np.ndarray) -> np.ndarray | float | None:
+        """Std of each device weight's read noise, in device units (None: no read noise)."""
+        if self.pcm is not None:
+            if not self.pcm.read_noise:
+                return None
+            g = np.abs(w)
+            return g * pcm_read_sigma(g, self.read_time_s, self.pcm.t_read_s)
+        return DTYPE(self.rram.read_noise * self.rram.w_max) if self.rram.read_noise else None
+
     def _read_noise_sq(self, W, key):
-        """σ_ij² of each device weight's read noise, in device units (cached until a write)."""
+        """σ_ij² of each device weight's read noise, in device units (cached until a write);
+        None for RRAM, whose read noise is the same for every device (added in `_product`)."""
         cached = self._noise_sq.get(key)
         if cached is not None and cached[0] is W:
             return cached[1]
         if self.pcm is not None and self.pcm.read_noise:
-            g = np.abs(W) / DTYPE(self.scales[key])
-            s = g * pcm_read_sigma(g, self.read_time_s, self.pcm.t_read_s)
+            s = self._read_sigma(np.abs(W) / DTYPE(self.scales[key]))
             sq = (s * s).astype(DTYPE)
         else:
             sq = None
         self._noise_sq[key] = (W, sq)
         return sq
 
+    def _per_step(self) -> bool:
+        return self.training and self.xb.read_noise_scope == "step"
+
+    def _reads(self) -> int:
+        return self.xb.training_reads if self.training else 1
+
+    def _step_read(self, W, key) -> np.ndarray:
+        """The weights as every read of this training step sees them (scope "step"): the stored
+        weights plus one draw of each device's read noise, in engine units."""
+        noisy = self._step_noise.get(key)
+        if noisy is None:
+            scale = DTYPE(self.scales[key])
+            sigma = self._read_sigma(np.abs(W) / scale)
+            noisy = W if sigma is None else (
+                W + scale * sigma * self.rng.standard_normal(W.shape, dtype=DTYPE)).astype(DTYPE)
+            self._step_noise[key] = noisy
+        return noisy
+
     def mvm(self, x, W, key):
-        self.counter.product(key, x, W.shape[0])
-        return self._product(x, W, key, transposed=False)
+        return self._read(x, W, key, transposed=False)
 
     def mvm_t(self, e, W, key):
-        self.counter.product(key, e, W.shape[1])
-        return self._product(e, W, key, transposed=True)
+        return self._read(e, W, key, transposed=True)
+
+    def _read(self, x, W, key, transposed):
+        n_out = W.shape[1] if transposed else W.shape[0]
+        storage = self.storage(key)
+        if storage == "periphery":  # float16 weights read from SRAM once per batch
+            self.counter.product(key, x, n_out, periphery=True)
+            self.counter.periphery(key, bytes=HALF_BYTES * W.size)
+            return x @ W if transposed else x @ W.T
+        reads = self._reads()
+        for _ in range(reads):
+            self.counter.product(key, x, n_out)
+        values = self._values(W, key)
+        y = self._product(x, values, key, transposed)
+        if storage == "residual":  # the identity: a wire, added in the digital periphery
+            self.counter.periphery(key, ops=x.size)
+            y += x
+        return y
+
+    def read_columns(self, A: np.ndarray, cols: np.ndarray, key: ArrayKey) -> np.ndarray:
+        """Columns `cols` of a fast array A (device units, (n_out, n_in)) read with one-hot
+        inputs: v = A[:, cols] + read noise + output noise, clipped and digitised by the ADC.
+        Returns (n_out, len(cols)) in device units."""
+        xb = self.xb
+        self.counter.product(key, np.ones((len(cols), 1), DTYPE), A.shape[0])
+        v = A[:, cols].copy()
+        sigma = self._read_sigma(v)
+        var = DTYPE(xb.output_noise ** 2) + (0 if sigma is None else sigma * sigma)
+        v += np.sqrt(var) * self.rng.standard_normal(v.shape, dtype=DTYPE)
+        adc_step = DTYPE(2 * xb.output_bound / (2 ** xb.adc_bits - 2))
+        np.clip(v, -xb.output_bound, xb.output_bound, out=v)
+        return np.rint(v / adc_step) * adc_step
 
     def _product(self, x, W, key, transposed):
         xb = self.xb
         scale = DTYPE(self.scales[key])
+        per_step = self._per_step()
+        if per_step:  # this step's read of the weights; only the output noise is per read
+            W = self._step_read(W, key)
+            noise_sq, rram_sd = None, 0.0
+        else:
+            noise_sq = self._read_noise_sq(W, key)
+            rram_sd = (self.rram.read_noise * self.rram.w_max) if self.rram is not None else 0.0
         w = W / scale                       # (n_out, n_in) device units
-        noise_sq = self._read_noise_sq(W, key)
         if transposed:
             w = w.T
             noise_sq = None if noise_sq is None else noise_sq.T
@@ -187,7 +247,7 @@ class CrossbarDevice(IdealDevice):
         levels = 2 ** (xb.dac_bits - 1) - 1
         xq = np.rint(np.clip(x / x_max, -1, 1) * levels) * DTYPE(xb.input_bound / levels)
         adc_step = DTYPE(2 * xb.output_bound / (2 ** xb.adc_bits - 2))
-        rram_sd = (self.rram.read_noise * self.rram.w_max) if self.rram is not None else 0.0
+        averaged = DTYPE(1 / np.sqrt(self._reads()))  # the mean of `reads` reads
         y = np.zeros((len(x), w.shape[0]), dtype=DTYPE)
         for k in range(0, w.shape[1], xb.tile_size):
             xt = xq[:, k:k + xb.tile_size]
@@ -196,6 +256,8 @@ class CrossbarDevice(IdealDevice):
             if rram_sd:
                 var += DTYPE(rram_sd ** 2) * np.sum(xt * xt, axis=1, keepdims=True)
             sd = np.sqrt(var + DTYPE(xb.output_noise ** 2))
+            if averaged != 1:
+                sd *= averaged
             part += sd * self.rng.standard_normal(part.shape, dtype=DTYPE)
             np.clip(part, -xb.output_bound, xb.output_bound, out=part)
             y += np.rint(part / adc_step) * adc_step
@@ -204,21 +266,29 @@ class CrossbarDevice(IdealDevice):
     # ----------------------------------------------------------------- inference
     def inference(self):
         """PCM: the trained weights programmed once, drifted to inference_time_s and compensated;
-        RRAM: unchanged (no drift model)."""
+        RRAM: the same devices (no drift model). Both read once per product, noise per read."""
         if self.pcm is None:
-            return self
+            view = copy.copy(self)
+            view.training = False
+            return view
         return _ProgrammedPCM(self)
 
     def state_arrays(self):
         out = {f"scale/{k.name}": np.array(v) for k, v in self.scales.items()}
         out.update({f"{what}/{key.name}": v for (what, key), v in self.extra.items()})
+        # R − I as the devices hold it: R = I + (R − I) in float32 drops the low bits of small
+        # entries, so a resumed run reads back exactly this, not R − I recomputed
+        out.update({f"residual/{k.name}": v for k, v in self._residual.items()})
         return out
 
     def load_state_arrays(self, arrays):
+        self._residual.clear()
         for name, v in arrays.items():
             what, _, key = name.partition("/")
             if what == "scale":
                 self.scales[ArrayKey.parse(key)] = float(v)
+            elif what == "residual":
+                self._residual[ArrayKey.parse(key)] = np.array(v, dtype=DTYPE)
             else:
                 self.extra[what, ArrayKey.parse(key)] = np.array(v)
 
@@ -230,6 +300,7 @@ class _ProgrammedPCM(CrossbarDevice):
         super().__init__(trained.profile, trained.rng, trained.counter,
                          read_time_s=trained.pcm.inference_time_s)
         self.scales = trained.scales
+        self.training = False
         self._programmed: dict[ArrayKey, tuple[np.ndarray, np.ndarray, float]] = {}
 
     def _drifted(self, W, key):

@@ -20,6 +20,9 @@ import numpy as np
 from neurodecorr.devices.ideal import IdealDevice
 from neurodecorr.devices.quantise import block_float, fixed_point, shared_exponent, to_grid
 from neurodecorr.keys import ArrayKey, Role
+from neurodecorr.numerics import DTYPE
+
+TAG_MIN, TAG_MAX = -256, 255  # Lava's tag_1: 9 bits, signed
 
 
 class DigitalDevice(IdealDevice):
@@ -27,28 +30,51 @@ class DigitalDevice(IdealDevice):
         super().__init__(profile, rng, counter)
         self.spec = profile.digital
         self.exponents: dict[ArrayKey, int] = {}
+        self.tags: dict[ArrayKey, np.ndarray] = {}  # weight_update "tag": per synapse, int16
+
+    def _residual(self, key: ArrayKey) -> bool:
+        return key.role is Role.R and self.spec.decorrelation == "residual"
+
+    def _offset(self, array: np.ndarray, key: ArrayKey):
+        """What the grid holds is array − offset: the identity for residual R, else 0."""
+        return np.eye(len(array), dtype=DTYPE) if self._residual(key) else DTYPE(0)
 
     def install(self, key, array):
         if key.role is Role.b:
             array[...] = self.state(array)
             return
-        max_abs = float(np.max(np.abs(array))) if array.size else 0.0
+        offset = self._offset(array, key)
+        values = array - offset
+        max_abs = float(np.max(np.abs(values))) if values.size else 0.0
         self.exponents[key] = shared_exponent(max_abs, self.spec.weight_bits, self.spec.weight_headroom)
-        array[...] = self._weight_grid(array, key, None)
+        array[...] = self._weight_grid(values, key, None) + offset
+        if self.spec.weight_update == "tag":
+            self.tags[key] = np.zeros(array.shape, dtype=np.int16)
 
-    def _adapt_exponent(self, key, max_abs):
+    def _adapt_exponent(self, key, max_abs) -> int:
         """Raise the exponent before the mantissas saturate; lower it when the values use under
-        a quarter of the range. Either re-establishes the profile's headroom."""
+        a quarter of the range. Either re-establishes the profile's headroom. Returns the change."""
         current = self.exponents[key]
         top = 2 ** (self.spec.weight_bits - 1) - 1
         fitted = shared_exponent(max_abs, self.spec.weight_bits, self.spec.weight_headroom)
         if max_abs > top * 2.0 ** current or fitted <= current - 2:
             self.exponents[key] = fitted
+        return self.exponents[key] - current
 
     def _weight_grid(self, values, key, rng):
         step = 2.0 ** self.exponents[key]
         top = 2 ** (self.spec.weight_bits - 1)
         return to_grid(values, step, -top * step, (top - 1) * step, rng)
+
+    def mvm(self, x, W, key):
+        if self._residual(key):  # the identity: one fixed synapse per input
+            self.counter.product(key, x, 1)
+        return super().mvm(x, W, key)
+
+    def mvm_t(self, e, W, key):
+        if self._residual(key):
+            self.counter.product(key, e, 1)
+        return super().mvm_t(e, W, key)
 
     def activation(self, a):
         return fixed_point(a, self.spec.payload_bits, self.spec.payload_frac_bits)
@@ -63,22 +89,64 @@ class DigitalDevice(IdealDevice):
         return self.rng if self.spec.rounding == "stochastic" else None
 
     def write(self, array, delta, key):
-        target = array - delta
         if key.role is Role.b:
             s = self.spec
-            new = fixed_point(target, s.state_bits, s.state_frac_bits, self._rounding_rng())
+            new = fixed_point(array - delta, s.state_bits, s.state_frac_bits, self._rounding_rng())
+            self.counter.writes(key, new != array, array.size)
+            array[...] = new
+            return
+        offset = self._offset(array, key)
+        values = array - offset
+        target = values - delta
+        changed = 0
+        if self.spec.adapt_range:
+            changed = self._adapt_exponent(key, float(np.max(np.abs(target))) if target.size else 0.0)
+        if key in self.tags:
+            new, moved = self._tag_update(key, values, delta, changed)
         else:
-            if self.spec.adapt_range:
-                self._adapt_exponent(key, float(np.max(np.abs(target))) if target.size else 0.0)
             new = self._weight_grid(target, key, self._rounding_rng())
-        self.counter.writes(key, new != array, array.size)
-        array[...] = new
+            moved = new != values
+        self.counter.writes(key, moved, array.size)
+        array[...] = new + offset
+
+    def _tag_update(self, key, values, delta, exponent_change):
+        """Lava's tag as a sub-LSB accumulator (threshold θ, tag t in units of step/θ), the rule
+
+            dt = inc − (θ/2)·[sgn(t − θ) + sgn(t + θ)],   dw = ½·[sgn(t − θ) + sgn(t + θ)]
+
+        evaluated from the start-of-step tag t (a weight moves one step the step after its tag
+        crosses ±θ, at most one step per update; at t = ±θ exactly, half a step), the sums
+        stochastically rounded with one uniform draw shared by every synapse of the update (Lava's
+        learning engine draws one per learning epoch). inc = −delta in tag units."""
+        tags, theta = self.tags[key], self.spec.tag_threshold
+        step = 2.0 ** self.exponents[key]
+        if exponent_change:  # the devices re-gridded: weights rounded, tags rescaled to the new step
+            values = self._weight_grid(values, key, self._rounding_rng())
+            tags[...] = np.clip(np.rint(tags * 2.0 ** -exponent_change), TAG_MIN, TAG_MAX)
+        t0 = tags.astype(DTYPE)
+        s = np.sign(t0 - theta) + np.sign(t0 + theta)
+        r = DTYPE(self.rng.random()) if self.spec.rounding == "stochastic" else DTYPE(0.5)
+        q_t = t0 - delta * DTYPE(theta / step) - DTYPE(theta / 2) * s
+        floor_t = np.floor(q_t)
+        new_t = np.clip(floor_t + (r < q_t - floor_t), TAG_MIN, TAG_MAX).astype(np.int16)
+        q_w = DTYPE(0.5) * s
+        floor_w = np.floor(q_w)
+        moves = floor_w + (r < q_w - floor_w)
+        top = 2 ** (self.spec.weight_bits - 1)
+        new = np.clip(values + moves * DTYPE(step), -top * step, (top - 1) * step).astype(DTYPE)
+        moved = (new_t != tags) | (new != values)
+        tags[...] = new_t
+        return new, moved
 
     def state_arrays(self):
-        return {f"exp/{k.name}": np.array(v, dtype=np.int64) for k, v in self.exponents.items()}
+        out = {f"exp/{k.name}": np.array(v, dtype=np.int64) for k, v in self.exponents.items()}
+        out.update({f"tag/{k.name}": v for k, v in self.tags.items()})
+        return out
 
     def load_state_arrays(self, arrays):
         for k, v in arrays.items():
-            if k.startswith("exp/"):
-                self.exponents[ArrayKey.parse(k[4:])] = int(v)
-
+            what, _, name = k.partition("/")
+            if what == "exp":
+                self.exponents[ArrayKey.parse(name)] = int(v)
+            elif what == "tag":
+                self.tags[ArrayKey.parse(name)] = np.array(v, dtype=np.int16)

@@ -21,6 +21,9 @@ class IdealDevice:
     def reseed(self, rng: np.random.Generator) -> None:
         self.rng = rng
 
+    def begin_step(self) -> None:
+        pass
+
     def install(self, key: ArrayKey, array: np.ndarray) -> None:
         pass
 

@@ -26,9 +26,10 @@ import os
 import tomllib
 import typing
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from neurodecorr.devices.profile import PRICE_KEYS, CrossbarSpec, DigitalSpec, PCMSpec, Profile, RRAMSpec
+from neurodecorr.devices.profile import PRICE_KEYS, CrossbarSpec, DigitalSpec, PCMSpec, Profile, RRAMSpec, TransferSpec
 from neurodecorr.errors import ProfileError
 from neurodecorr.resources import find_file, shipped_files
 
@@ -38,11 +39,18 @@ ROUNDINGS = ("stochastic", "nearest")
 MIN_BITS, MAX_BITS = 2, 32  # every width here is signed: 1 bit would hold only zero
 
 _TABLES: dict[str, type] = {
-    "digital": DigitalSpec, "crossbar": CrossbarSpec, "pcm": PCMSpec, "rram": RRAMSpec}
+    "digital": DigitalSpec, "crossbar": CrossbarSpec, "transfer": TransferSpec, "pcm": PCMSpec,
+    "rram": RRAMSpec}
 # the shipped profile whose table gives the defaults of each device table (crossbar: by technology)
 BASE_PROFILES = {"digital": "loihi2", "pcm": "analog-pcm", "rram": "analog-rram"}
+WEIGHT_UPDATES = ("direct", "tag")
+DIGITAL_DECORRELATION = ("array", "residual")
+MECHANISMS = ("direct", "mixed-precision", "tiki-taka", "ttv2", "chopped-ttv2", "agad")
+CROSSBAR_DECORRELATION = ("array", "residual", "periphery")
+NOISE_SCOPES = ("read", "step")
+MAX_BASE_DEPTH = 8
 DEFAULT_TECHNOLOGY = "pcm"
-_TOP_KEYS = ("name", "description", "kind", *_TABLES, "energy")
+_TOP_KEYS = ("base", "name", "description", "kind", *_TABLES, "energy")
 
 
 def _within(lo: float, hi: float, what: str) -> tuple[Callable[[Any], bool], str]:
@@ -74,6 +82,23 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "digital.state_frac_bits": _FRAC_BITS,
     "digital.modulator_bits": _BITS,
     "digital.rounding": _one_of(ROUNDINGS),
+    "digital.weight_update": _one_of(WEIGHT_UPDATES),
+    # a tag holds 9 signed bits ([-256, 255], Lava's tag_1): the threshold must leave it room
+    "digital.tag_threshold": _within(2, 128, "an integer"),
+    "digital.decorrelation": _one_of(DIGITAL_DECORRELATION),
+    "crossbar.mechanism": _one_of(MECHANISMS),
+    "crossbar.decorrelation": _one_of(CROSSBAR_DECORRELATION),
+    "crossbar.read_noise_scope": _one_of(NOISE_SCOPES),
+    "crossbar.training_reads": _within(1, 64, "an integer"),
+    "transfer.every": _at_least(1, "an integer"),
+    "transfer.columns": _at_least(1, "an integer"),
+    "transfer.gamma": _within(0, 1, "a number"),
+    "transfer.fast_lr": _above(0),
+    "transfer.transfer_lr": _above(0),
+    "transfer.buffer_threshold": _above(0),
+    "transfer.momentum": ((lambda v: 0 <= v < 1), "a number in [0, 1)"),
+    "transfer.chop_probability": _within(0, 1, "a number"),
+    "transfer.tail_weight": _at_least(0),
     "crossbar.technology": _one_of(TECHNOLOGIES),
     "crossbar.tile_size": _at_least(1, "an integer"),
     "crossbar.dac_bits": _BITS,
@@ -155,25 +180,24 @@ def _coerce(value: Any, typ: Any, where: str, key: str) -> Any:
     return value
 
 
-def _base_name(name: str, table: Mapping[str, Any]) -> str:
-    """The shipped profile that gives table `name` its defaults."""
-    if name == "crossbar":
-        technology = table.get("technology", DEFAULT_TECHNOLOGY)
-        return BASE_PROFILES.get(technology, BASE_PROFILES[DEFAULT_TECHNOLOGY])
+def _base_name(name: str, technology: str | None) -> str:
+    """The shipped profile that gives table `name` its defaults (crossbar tables: by technology)."""
+    if name in ("crossbar", "transfer"):
+        return BASE_PROFILES.get(technology or DEFAULT_TECHNOLOGY, BASE_PROFILES[DEFAULT_TECHNOLOGY])
     return BASE_PROFILES[name]
 
 
-def _base_table(name: str, table: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+def _base_table(name: str, technology: str | None) -> tuple[dict[str, Any], str]:
     """The defaults of table `name` (the shipped profile's table, as TOML values) and their file."""
-    path = shipped_files("hw_profiles", ".toml").get(_base_name(name, table))
+    path = shipped_files("hw_profiles", ".toml").get(_base_name(name, technology))
     if path is None:  # pragma: no cover - an installation without its shipped profiles
-        raise ProfileError(f"the shipped profile {_base_name(name, table)!r}, which gives the defaults "
-                           f"of [{name}], is missing; reinstall neurodecorr")
+        raise ProfileError(f"the shipped profile {_base_name(name, technology)!r}, which gives the "
+                           f"defaults of [{name}], is missing; reinstall neurodecorr")
     with open(path, "rb") as f:
         return dict(tomllib.load(f)[name]), str(path)
 
 
-def _build_table(name: str, table: Any, where: str) -> Any:
+def _build_table(name: str, table: Any, where: str, technology: str | None = None) -> Any:
     """The dataclass of table `name` from its TOML table, every key typed and range-checked, the
     keys it leaves out taken from the shipped profile of its kind."""
     if not isinstance(table, dict):
@@ -182,7 +206,9 @@ def _build_table(name: str, table: Any, where: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = tuple(f.name for f in dataclasses.fields(cls))
     _check_keys(table, fields, f"{name}.", where)
-    base, base_file = _base_table(name, table)
+    if name == "crossbar":
+        technology = table.get("technology", technology)
+    base, base_file = _base_table(name, technology)
     values = {}
     for key in fields:
         origin = where if key in table else base_file
@@ -266,6 +292,8 @@ def _validate(data: Mapping[str, Any], where: str, default_name: str) -> Profile
             raise _error(where, technology, f"a [{technology}] table for crossbar.technology = "
                          f"{json.dumps(technology)}", "no such table")
         specs[technology] = _build_table(technology, data[technology], where)
+        # [transfer] may be left out: a mechanism that needs it takes the technology's defaults
+        specs["transfer"] = _build_table("transfer", data.get("transfer", {}), where, technology)
     for table in _TABLES:
         if table in data and table not in specs:
             uses = " and ".join(f"[{t}]" for t in specs) or "no device tables"
@@ -296,14 +324,44 @@ def load_profile(name_or_path: str | os.PathLike) -> Profile:
             f"no device profile {json.dumps(str(name_or_path))}: expected a profile .toml file or a "
             f"shipped profile name ({', '.join(profile_names()) or 'none found'}); found neither"
         )
+    return _validate(_read_with_base(path, ()), str(path), default_name=path.stem)
+
+
+def _read_toml(path) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{path}: expected valid TOML; found a syntax error: {exc}") from None
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{path}: cannot read the device profile: {exc}") from None
-    return _validate(data, str(path), default_name=path.stem)
+
+
+def _read_with_base(path, chain: tuple[str, ...]) -> dict[str, Any]:
+    """A profile file's data with its `base` resolved: `base = "analog-rram"` (a shipped name or a
+    path) starts from that profile and overrides what this file gives, key by key within each
+    table; its name and description are this file's."""
+    data = _read_toml(path)
+    if "base" not in data:
+        return data
+    base = data.pop("base")
+    if not isinstance(base, str) or not base:
+        raise _error(str(path), "base", "the name or path of another profile", _found(base))
+    found = find_file(base, "hw_profiles", ".toml")
+    if found is None:
+        raise _error(str(path), "base", f"a shipped profile ({', '.join(profile_names())}) or a "
+                     f"profile file", _found(base))
+    if str(found.resolve()) in chain or len(chain) >= MAX_BASE_DEPTH:
+        raise _error(str(path), "base", "a chain of bases without a cycle", f"{base} (again)")
+    merged = _read_with_base(found, (*chain, str(Path(path).resolve())))
+    merged.pop("name", None)
+    merged.pop("description", None)
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
 
 
 def describe(profile: Profile) -> str:

@@ -34,6 +34,7 @@ PRICE_KEYS = {
     "memory_bytes": "memory_byte_pj",
     "adc_conversions": "adc_conversion_pj",
     "dac_conversions": "dac_conversion_pj",
+    "periphery_macs": "periphery_mac_pj",
 }
 
 
@@ -46,7 +47,13 @@ class DigitalSpec:
     state (the pre-activation h): signed `state_bits` with `state_frac_bits` fractional bits,
     saturating. Modulators (the third factor) and node-perturbation noise: signed
     `modulator_bits` mantissas with a shared exponent per batch. Weight updates are rounded to the
-    weight grid, stochastically by default (the Loihi learning engine's behaviour)."""
+    weight grid, stochastically by default (the Loihi learning engine's behaviour).
+
+    Learning (`devices.digital`): `weight_update` "direct" rounds each update onto the weight
+    grid; "tag" accumulates it first in a per-synapse tag (Lava's tag_1, 9-bit signed) in units
+    of 1/tag_threshold of a weight step, and moves the weight one step when |tag| ≥ tag_threshold
+    (a rule Lava's learning engine runs). `decorrelation` "array" stores R on the weight grid;
+    "residual" stores R − I there (the identity as a second, fixed connection)."""
 
     weight_bits: int
     weight_headroom: float
@@ -57,6 +64,9 @@ class DigitalSpec:
     modulator_bits: int
     rounding: str  # stochastic | nearest
     adapt_range: bool
+    weight_update: str  # direct | tag
+    tag_threshold: int
+    decorrelation: str  # array | residual
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,17 @@ class CrossbarSpec:
     [−input_bound, input_bound]) and an ADC of `adc_bits` on each tile's partial sums, clipped to
     [−output_bound, output_bound] (in units of a full-scale weight times a full-scale input),
     with Gaussian `output_noise` (same units) added before conversion. The weight scale of each
-    array maps max|W| at install time to 1/weight_headroom of the device range."""
+    array maps max|W| at install time to 1/weight_headroom of the device range.
+
+    Learning (`devices.crossbar`, `devices.transfer`): `mechanism` is how an update reaches the
+    devices — "direct" (stochastic pulses, each one device step), "mixed-precision" (a digital
+    accumulator per synapse, programmed a step at a time when it crosses one step; Nandakumar et
+    al. 2020), or a Tiki-Taka transfer ("tiki-taka", "ttv2", "chopped-ttv2", "agad"; [transfer]).
+    `decorrelation`: R on an array ("array"), R − I on an array with the identity as a digital
+    wire ("residual"), or R in the digital periphery ("periphery"). `read_noise_scope`: weight read
+    noise drawn for every read ("read", aihwkit's) or once per training step and shared by all
+    reads in it ("step": a conductance that fluctuates slowly against one step's reads).
+    `training_reads`: reads averaged per product during training (noise ÷ √reads, energy × reads)."""
 
     technology: str  # pcm | rram
     tile_size: int
@@ -77,6 +97,34 @@ class CrossbarSpec:
     output_noise: float
     weight_headroom: float
     adapt_range: bool
+    mechanism: str  # direct | mixed-precision | tiki-taka | ttv2 | chopped-ttv2 | agad
+    decorrelation: str  # array | residual | periphery
+    read_noise_scope: str  # read | step
+    training_reads: int
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    """The Tiki-Taka family (Gokmen & Haensch 2020; TTv2, Gokmen 2021; chopped TTv2 and AGAD,
+    Rasch et al. 2024), as aihwkit's TransferCompound, BufferedTransferCompound,
+    ChoppedTransferCompound and DynamicTransferCompound run them. Each weight is a fast array A
+    (its updates) and a slow array C (the weight, W = gamma·A + C); every `every` steps, `columns`
+    columns of A are read and transferred to C: directly (tiki-taka: C += transfer_lr·A[:, i]) or
+    through a digital buffer H that moves C one device step when |H| ≥ buffer_threshold steps
+    (ttv2; H then forgets to momentum·H). chopped-ttv2 flips a sign c_j per input with probability
+    chop_probability at each read of its column, applied to A's updates and undone at readout;
+    agad subtracts a reference (the mean readout of the previous chopper period, weighted by
+    tail_weight) instead of relying on A's symmetry point. fast_lr scales the updates onto A."""
+
+    every: int
+    columns: int
+    gamma: float
+    fast_lr: float
+    transfer_lr: float
+    buffer_threshold: float
+    momentum: float
+    chop_probability: float
+    tail_weight: float
 
 
 @dataclass(frozen=True)
@@ -130,6 +178,7 @@ class Profile:
     kind: str  # ideal | digital | crossbar
     digital: DigitalSpec | None = None
     crossbar: CrossbarSpec | None = None
+    transfer: TransferSpec | None = None
     pcm: PCMSpec | None = None
     rram: RRAMSpec | None = None
     energy: dict[str, float] = field(default_factory=dict)
@@ -140,7 +189,7 @@ class Profile:
         tables the kind does not use left out, tuples as lists. `loader.profile_from_dict`
         reads it back to an equal Profile."""
         out: dict[str, Any] = {"name": self.name, "description": self.description, "kind": self.kind}
-        for table in ("digital", "crossbar", "pcm", "rram"):
+        for table in ("digital", "crossbar", "transfer", "pcm", "rram"):
             spec = getattr(self, table)
             if spec is not None:
                 out[table] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(spec).items()}

@@ -14,10 +14,14 @@ chip performs, and its `[energy]` table prices them, in picojoules per operation
 |              | and the learning engine's per-synapse updates                               |
 | crossbar     | MACs in the array for every product; one DAC conversion per input and       |
 |              | column tile, one ADC conversion per output and row tile; neuron updates and |
-|              | messages in the digital periphery; programming/pulsing of changed synapses  |
+|              | messages in the digital periphery; programming/pulsing of changed synapses; |
+|              | the periphery's own multiply-adds (R kept digitally, the residual's wire,   |
+|              | mixed precision's accumulator and its outer products, transfer buffers) and |
+|              | its memory traffic                                                          |
 
 Prices: mac_pj, ac_pj, neuron_update_pj, message_pj, synapse_write_pj, memory_byte_pj,
-adc_conversion_pj, dac_conversion_pj. A profile must price every operation its kind performs.
+adc_conversion_pj, dac_conversion_pj, periphery_mac_pj. A profile must price every operation its
+chip performs (`missing_prices` names those it leaves out).
 """
 
 from __future__ import annotations
@@ -52,12 +56,29 @@ def event_driven_operations(counts: Counts, profile, phase=None, layer=None) -> 
     return {"acs": counts.total(phase, "effective_synops", layer), **_common(counts, phase, layer)}
 
 
+def _digital_updates(counts: Counts, profile, phase, layer) -> int:
+    """The update_macs a crossbar chip forms digitally: every update under mixed precision (its
+    accumulator adds the outer product), R's when R lives in the periphery; the other mechanisms
+    form updates in the array, as coincidences of pulse trains."""
+    xb = profile.crossbar
+    if xb.mechanism == "mixed-precision":
+        return counts.total(phase, "update_macs", layer)
+    if xb.decorrelation != "periphery":
+        return 0
+    stages = {s for (_, s, _) in counts.table if is_decorrelation_stage(s) and (layer is None or s == layer)}
+    return sum(counts.total(phase, "update_macs", s) for s in stages)
+
+
 def crossbar_operations(counts: Counts, profile, phase=None, layer=None) -> dict[str, int]:
     tile = profile.crossbar.tile_size
     products = counts.select_products(phase, layer)
-    return {"macs": counts.total(phase, "dense_synops", layer),
+    periphery_synops = counts.total(phase, "periphery_synops", layer)
+    return {"macs": counts.total(phase, "dense_synops", layer) - periphery_synops,
             "adc_conversions": sum(rows * n_out * -(-n_in // tile) for n_in, n_out, rows, _ in products),
             "dac_conversions": sum(rows * n_in * -(-n_out // tile) for n_in, n_out, rows, _ in products),
+            "periphery_macs": (periphery_synops + counts.total(phase, "periphery_ops", layer)
+                               + _digital_updates(counts, profile, phase, layer)),
+            "memory_bytes": counts.total(phase, "periphery_bytes", layer),
             **_common(counts, phase, layer)}
 
 
@@ -66,8 +87,14 @@ OPERATION_MODELS = {"ideal": processor_operations, "digital": event_driven_opera
 
 
 def required_prices(profile) -> set[str]:
-    """The [energy] keys a profile of this kind must give."""
+    """The [energy] keys a profile of this kind may need (every operation its kind can perform)."""
     return {PRICE_KEYS[k] for k in OPERATION_MODELS[profile.kind](Counts(), profile)}
+
+
+def missing_prices(counts: Counts, profile) -> list[str]:
+    """The [energy] keys of operations that were performed and that the profile does not price."""
+    return sorted(PRICE_KEYS[k] for k, n in operations(counts, profile).items()
+                  if n and PRICE_KEYS[k] not in profile.energy)
 
 
 def operations(counts: Counts, profile, phase=None, layer=None) -> dict[str, int]:

@@ -23,6 +23,9 @@ Kinds counted (NeuroBench's definitions where they apply, reference/hardware.md 
   messages          nonzero activations or errors sent (spikes or graded events)
   synapse_writes    synapses whose stored value changed (biases are not synapses)
   written_synapses  entries of every array written, biases included (a processor's traffic)
+  periphery_synops  the part of dense_synops a crossbar chip computes in its digital periphery
+  periphery_ops     other digital-periphery multiply-adds (accumulators, transfer buffers, wires)
+  periphery_bytes   digital-periphery memory traffic (accumulators, buffers, digital weights)
 and, per product shape, the rows (samples) and calls: `products[(phase, layer, n_in, n_out)]`,
 from which weight reads and crossbar conversions follow for any tile size.
 """
@@ -39,7 +42,7 @@ from neurodecorr.keys import ArrayKey
 PHASES = ("inference", "learning_forward", "feedback", "decorrelation", "weight_update")
 TRAINING_PHASES = PHASES[1:]
 KINDS = ("dense_synops", "effective_synops", "update_macs", "neuron_updates", "messages",
-         "synapse_writes", "written_synapses")
+         "synapse_writes", "written_synapses", "periphery_synops", "periphery_ops", "periphery_bytes")
 DECORRELATION_SUFFIX = "R"  # stage "3R": the decorrelation before dense layer 3
 
 
@@ -81,12 +84,22 @@ class Counts:
             self.phase = previous
 
     # ------------------------------------------------------------ the Counter interface
-    def product(self, key: ArrayKey, x: np.ndarray, n_out: int) -> None:
-        """A product of the batch x (B, n_in) with the array `key` of n_out outputs."""
+    def product(self, key: ArrayKey, x: np.ndarray, n_out: int, periphery: bool = False) -> None:
+        """A product of the batch x (B, n_in) with the array `key` of n_out outputs. One computed
+        in a crossbar chip's digital periphery is also counted as periphery_synops and records no
+        array product (no conversions)."""
         stage = key.stage
         self.add(stage, "dense_synops", x.size * n_out)
         self.add(stage, "effective_synops", nonzero(x) * n_out)
-        self.add_product(stage, len(x), x.shape[-1], n_out)
+        if periphery:
+            self.add(stage, "periphery_synops", x.size * n_out)
+        else:
+            self.add_product(stage, len(x), x.shape[-1], n_out)
+
+    def periphery(self, key: ArrayKey, ops: int = 0, bytes: int = 0) -> None:
+        """Digital-periphery work besides products: multiply-adds and bytes of memory moved."""
+        self.add(key.stage, "periphery_ops", ops)
+        self.add(key.stage, "periphery_bytes", bytes)
 
     def neurons(self, key: ArrayKey, h: np.ndarray, out: np.ndarray) -> None:
         """Neuron updates for every state in h, messages for every nonzero output."""

@@ -22,6 +22,7 @@ def train_step(learner: Learner, x: np.ndarray, labels: np.ndarray, rng: np.rand
     """
     net = learner.net
     device = net.device
+    device.begin_step()
     during = device.counter.during
     with during("learning_forward"):
         traces = forward(net, x, track_mean=True)

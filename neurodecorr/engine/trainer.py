@@ -23,7 +23,7 @@ from neurodecorr import __version__
 from neurodecorr.data import Dataset, batches, load_dataset
 from neurodecorr.devices import Profile
 from neurodecorr.devices.loader import load_profile, profile_from_dict
-from neurodecorr.energy import Counts, build_report, format_report, required_prices
+from neurodecorr.energy import Counts, build_report, format_report, missing_prices
 from neurodecorr.engine import rundir
 from neurodecorr.engine.config import TrainConfig
 from neurodecorr.engine.learner import Learner, device_rng, epoch_rng, make_learner
@@ -256,7 +256,7 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
         if run_dir is not None:
             _save_epoch(run_dir, learner, history, train_seconds, sps, counts)
     sps = n_train * len(history) / train_seconds if train_seconds else float("nan")
-    missing = sorted(required_prices(profile) - set(profile.energy))
+    missing = missing_prices(counts, profile)
     if missing:  # counted all the same: `neurodecorr energy RUN --profile P` can price them
         report = {"profile": profile.name, "training_j": None, "training_per_sample_j": None,
                   "inference_per_sample_j": None, "missing_prices": missing}

@@ -116,22 +116,27 @@ def build_network(spec: NetSpec, n_in: int, n_classes: int, decorrelate: bool,
 
 @dataclass
 class LayerTrace:
-    """What one layer computed for a batch (B rows): inputs a, centred a − μ, x̃, h, f(h)."""
+    """What one layer computed for a batch (B rows): inputs a, centred a − mean, x̃, h, f(h), and
+    the mean it centred with (μ, or the batch's own)."""
 
     a: np.ndarray
     centred: np.ndarray | None
     x: np.ndarray
     h: np.ndarray
     out: np.ndarray
+    mean: np.ndarray | None = None
 
 
 def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
-            noise: list[np.ndarray] | None = None, device=None) -> list[LayerTrace]:
+            noise: list[np.ndarray] | None = None, means: list | None = None,
+            device=None) -> list[LayerTrace]:
     """Run a batch x (B, n_in) through the network; returns one trace per layer.
 
     track_mean: training: update each running mean μ ← (1 − 0.1) μ + 0.1 · mean(a) from this
     batch (in place), and centre with it (net.centre "running") or with mean(a) ("batch").
     noise: per layer, an array (B, n_out) added to h (node perturbation's noisy pass).
+    means: per layer, the mean to centre with (node perturbation's noisy pass centres as its
+    clean pass did: `[t.mean for t in clean_traces]`).
     device: the device to compute on (default: the network's own).
     """
     dev = net.device if device is None else device
@@ -139,7 +144,7 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
     a = dev.activation(x)
     for i, layer in enumerate(net.layers):
         if layer.R is not None:
-            mean = layer.mu
+            mean = layer.mu if means is None else means[i]
             if track_mean:
                 batch_mean = a.mean(axis=0, dtype=DTYPE)
                 layer.mu *= DTYPE(1 - MEAN_MOMENTUM)
@@ -158,7 +163,7 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
         h = dev.state(h)
         out = dev.activation(ACTIVATIONS[layer.shape.activation].function(h))
         dev.counter.neurons(keys.W(i), h, out)
-        traces.append(LayerTrace(a, centred, xt, h, out))
+        traces.append(LayerTrace(a, centred, xt, h, out, mean if layer.R is not None else None))
         a = out
     return traces
 

@@ -170,7 +170,7 @@ class NP:
         noise = [net.device.signal(
                      (self.sigma * rng.standard_normal((len(x), layer.shape.n_out))).astype(DTYPE))
                  for layer in net.layers]
-        noisy = forward(net, x, noise=noise)
+        noisy = forward(net, x, noise=noise, means=[t.mean for t in traces])
         per_sample, dtype = net.loss.per_sample, np.dtype(self.loss_precision)
         delta_loss = (per_sample(noisy[-1].h.astype(dtype), labels)
                       - per_sample(traces[-1].h.astype(dtype), labels))

@@ -1,0 +1,110 @@
+"""How a crossbar's memory cells respond to programming: one pulse at a time.
+
+A technology gives each array's devices their per-device parameters when the array is
+installed, says how large one step is, and applies n pulses (an integer per device, 0 for
+none). Weights are in device units: [−1, 1] for PCM (a differential pair), [w_min, w_max] for
+RRAM. The learning mechanisms (`devices.mechanisms`) decide how many pulses an update becomes.
+
+- PCM (aihwkit PCMPresetDevice's step, Nandakumar et al. 2020): a pulse moves g by
+  update_granularity, n pulses by n·ε with relative noise update_noise·√|n|.
+- RRAM (aihwkit pulsed devices): a pulse moves w by dw·(1 ± up_down) — with soft bounds
+  ×(1 − w/w_max) up, ×(1 − w/w_min) down — with cycle-to-cycle noise dw_min_ctoc·dw·√|n|;
+  dw and up_down vary per device (dw_min_dtod, up_down_dtod); at most max_pulses per update.
+  With soft bounds a device's steps up and down are equal only at its symmetry point (w = 0
+  for the shipped bounds), so random updates pull a weight toward it.
+
+Shapes: w and n of the same shape; per-device parameters of that shape too (sliced with them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neurodecorr.keys import ArrayKey
+from neurodecorr.numerics import DTYPE
+
+
+class PCMCells:
+    """Symmetric increments of one granularity, with programming noise."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.range = 1.0
+        self.bounds = (-1.0, 1.0)
+
+    def install(self, device, key: ArrayKey, shape: tuple[int, ...], array: str = "") -> None:
+        pass  # no per-device spread is modelled for PCM training steps
+
+    def params(self, device, key: ArrayKey, array: str = "", cols=None) -> dict:
+        return {}
+
+    def step(self, params: dict) -> float:
+        return DTYPE(self.spec.update_granularity)
+
+    def nominal_step(self) -> float:
+        return DTYPE(self.spec.update_granularity)
+
+    def limit(self) -> int:
+        return np.iinfo(np.int32).max
+
+    def pulse(self, w: np.ndarray, n: np.ndarray, params: dict, rng) -> int:
+        """w += n·ε (+ noise), in place, where n ≠ 0; returns how many devices moved."""
+        moved = n != 0
+        if moved.any():
+            eps = DTYPE(self.spec.update_granularity)
+            inc = n[moved] * eps
+            noise = self.spec.update_noise * np.sqrt(np.abs(n[moved])) * eps
+            w[moved] += inc + noise * rng.standard_normal(inc.shape, dtype=DTYPE)
+        np.clip(w, -1, 1, out=w)
+        return int(np.count_nonzero(moved))
+
+
+class RRAMCells:
+    """Pulsed devices with per-device step sizes and asymmetries, optional soft bounds."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.range = min(-spec.w_min, spec.w_max)
+        self.bounds = (spec.w_min, spec.w_max)
+
+    def install(self, device, key: ArrayKey, shape: tuple[int, ...], array: str = "") -> None:
+        r = self.spec
+        device.extra[f"dw{array}", key] = np.maximum(
+            r.dw_min * (1 + r.dw_min_dtod * device.rng.standard_normal(shape)), 0).astype(DTYPE)
+        device.extra[f"ud{array}", key] = (r.up_down + r.up_down_dtod
+                                           * device.rng.standard_normal(shape)).astype(DTYPE)
+
+    def params(self, device, key: ArrayKey, array: str = "", cols=None) -> dict:
+        dw, ud = device.extra[f"dw{array}", key], device.extra[f"ud{array}", key]
+        if cols is not None:
+            dw, ud = dw[:, cols], ud[:, cols]
+        return {"dw": dw, "ud": ud}
+
+    def step(self, params: dict) -> np.ndarray:
+        """Each device's own step (the direct mechanism's pulse count uses it)."""
+        return np.maximum(params["dw"], DTYPE(1e-12))
+
+    def nominal_step(self) -> float:
+        """The step the periphery knows: dw_min (aihwkit's weight granularity)."""
+        return DTYPE(self.spec.dw_min)
+
+    def limit(self) -> int:
+        return self.spec.max_pulses
+
+    def pulse(self, w: np.ndarray, n: np.ndarray, params: dict, rng) -> int:
+        r = self.spec
+        moved = n != 0
+        if moved.any():
+            n_m, w_m, dw_m, ud_m = n[moved], w[moved], params["dw"][moved], params["ud"][moved]
+            up = n_m > 0
+            step = dw_m * np.where(up, 1 + ud_m, 1 - ud_m)
+            if r.soft_bounds:
+                step = step * np.where(up, 1 - w_m / r.w_max, 1 - w_m / r.w_min)
+            step = np.maximum(step, 0)
+            noise = r.dw_min_ctoc * step * np.sqrt(np.abs(n_m))
+            w[moved] = w_m + n_m * step + noise * rng.standard_normal(n_m.shape, dtype=DTYPE)
+        np.clip(w, r.w_min, r.w_max, out=w)
+        return int(np.count_nonzero(moved))
+
+
+CELLS = {"pcm": PCMCells, "rram": RRAMCells}

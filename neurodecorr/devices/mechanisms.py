@@ -1,0 +1,98 @@
+"""Learning mechanisms: how a requested change of an analogue array becomes pulses on its cells.
+
+Every mechanism takes the change in device units (`change`, the array's shape) and the array's
+device weights `w` (changed in place), and keeps its own state per array in `device.extra`
+(checkpointed with the device). The cells (`devices.cells`) turn pulses into conductance
+changes. Per step and array, each mechanism reports what it did to the device's counter:
+
+| mechanism       | what happens                                                    | counted                     |
+|-----------------|-----------------------------------------------------------------|-----------------------------|
+| direct          | n = stochastic_round(change / step) pulses per device (≤ max)   | pulsed devices              |
+| mixed-precision | χ += change in a digital accumulator; n = trunc(χ / step)      | pulsed devices; χ's         |
+|                 | pulses; χ −= n·step (Nandakumar et al. 2020)                    | read-add-write (periphery)  |
+| tiki-taka, ttv2,| a fast array A takes the direct pulses; every `every` steps     | A's and C's pulses; the     |
+| chopped-ttv2,   | `columns` columns of A are read and moved into the weight C     | column reads (array reads); |
+| agad            | (`devices.transfer`)                                            | the buffer H (periphery)    |
+
+`rescale(key, factor)` is called when the device's scale for an array changes (its devices
+reprogrammed to the same weights): state held in device units scales with them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neurodecorr.devices.quantise import stochastic_round
+from neurodecorr.keys import ArrayKey
+from neurodecorr.numerics import DTYPE
+
+F32_BYTES = 4
+
+
+def direct_pulses(cells, change: np.ndarray, params: dict, rng) -> np.ndarray:
+    """n = stochastic_round(change / step), at most the cells' pulse limit either way."""
+    limit = cells.limit()
+    n = stochastic_round(change / cells.step(params), rng)
+    return np.clip(n, -limit, limit, out=n) if limit < np.iinfo(np.int32).max else n
+
+
+class Direct:
+    """Each update straight to the devices: stochastic pulses of one step each."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def install(self, key: ArrayKey, w: np.ndarray) -> None:
+        self.device.cells.install(self.device, key, w.shape)
+
+    def write(self, key: ArrayKey, w: np.ndarray, change: np.ndarray) -> np.ndarray:
+        """Apply `change` to w (in place); returns the mask of devices that moved."""
+        dev, cells = self.device, self.device.cells
+        params = cells.params(dev, key)
+        n = direct_pulses(cells, change, params, dev.rng)
+        cells.pulse(w, n, params, dev.rng)
+        return n != 0
+
+    def effective(self, key: ArrayKey, w: np.ndarray) -> np.ndarray:
+        return w
+
+    def rescale(self, key: ArrayKey, factor: float) -> None:
+        pass
+
+
+class MixedPrecision(Direct):
+    """A digital accumulator χ per synapse, programmed to the devices one step at a time."""
+
+    def install(self, key, w):
+        super().install(key, w)
+        self.device.extra["acc", key] = np.zeros_like(w)
+
+    def write(self, key, w, change):
+        dev, cells = self.device, self.device.cells
+        params = cells.params(dev, key)
+        acc = dev.extra["acc", key]
+        acc += change
+        step = cells.nominal_step()  # the periphery's threshold: one nominal step
+        n = np.trunc(acc / step)
+        moved = n != 0
+        if moved.any():
+            acc[moved] -= n[moved] * step
+            limit = cells.limit()
+            if limit < np.iinfo(np.int32).max:
+                np.clip(n, -limit, limit, out=n)
+        cells.pulse(w, n, params, dev.rng)
+        dev.counter.periphery(key, ops=acc.size, bytes=2 * F32_BYTES * acc.size)
+        return moved
+
+    def rescale(self, key, factor):
+        self.device.extra["acc", key] *= DTYPE(factor)
+
+
+def make_mechanism(name: str, device):
+    from neurodecorr.devices.transfer import Transfer
+
+    if name == "direct":
+        return Direct(device)
+    if name == "mixed-precision":
+        return MixedPrecision(device)
+    return Transfer(device, name)
