@@ -19,10 +19,10 @@ import time
 import numpy as np
 
 from neurodecorr import TrainConfig, train
-from neurodecorr.backends.fold import fold
 from neurodecorr.backends.lava_run import run_lava
 from neurodecorr.backends.prepare import load_run, relu_variant
 from neurodecorr.backends.sigma_delta import emulate, parallel_streams, quantise, sample_stream
+from neurodecorr.nets.fold import fold
 
 
 def main(argv=None) -> int:

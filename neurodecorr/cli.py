@@ -5,6 +5,7 @@
     neurodecorr datasets      # the known datasets
     neurodecorr profiles [NAME]   # the shipped device profiles, or one of them resolved
     neurodecorr energy RUN [--profile NAME]   # a run's energy report, or re-priced for another chip
+    neurodecorr evaluate RUN --profile analog-pcm --inference-time 1,3600,86400   # on another chip
     neurodecorr deploy RUN --backend lava --samples 200 --steps 32   # run it on Lava's Loihi simulator
     neurodecorr deploy RUN --backend brian2 --samples 200 --steps 100 --plot   # as a spiking network
     neurodecorr spiking-decor --plot   # decorrelation learned by spiking plasticity (Brian2)
@@ -171,6 +172,21 @@ def _cmd_energy(args) -> int:
     return 0
 
 
+def _cmd_evaluate(args) -> int:
+    from neurodecorr.engine.evaluate import evaluate
+
+    times = None
+    if args.inference_time:
+        try:
+            times = [float(t) for t in args.inference_time.split(",")]
+        except ValueError:
+            raise RunError(f"--inference-time: expected seconds separated by commas, found "
+                           f"{args.inference_time!r}") from None
+    evaluate(args.run, args.profile, times, samples=args.samples,
+             keep_decorrelation=args.keep_decorrelation, seed=args.seed)
+    return 0
+
+
 def _cmd_deploy(args) -> int:
     from neurodecorr.backends import BACKENDS, DeployOptions, deploy
 
@@ -292,6 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
                           "sends fewer messages [%(default)s]")
     dep.add_argument("--frac-bits", type=int, default=6,
                      help="fractional bits of the fixed-point activations [%(default)s]")
+    ev = sub.add_parser("evaluate", help="evaluate a trained run on another chip, without retraining")
+    ev.add_argument("run", help="a run directory written by `neurodecorr train`")
+    ev.add_argument("--profile", required=True, help="the chip: a shipped profile name or a .toml file")
+    ev.add_argument("--inference-time", help="PCM: seconds after programming, e.g. 1,3600,86400 "
+                                             "[the profile's inference_time_s]")
+    ev.add_argument("--samples", type=int, help="test samples [all]")
+    ev.add_argument("--keep-decorrelation", action="store_true",
+                    help="program R as arrays of its own instead of folding it into the weights")
+    ev.add_argument("--seed", type=int, default=0, help="programming and read noise [%(default)s]")
     exp = sub.add_parser("export", help="write the deployed network in another format (NIR)")
     exp.add_argument("run", help="a run directory written by `neurodecorr train`")
     exp.add_argument("--format", default="nir", help="nir [%(default)s]")
@@ -333,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"train": _cmd_train, "models": _cmd_models, "datasets": _cmd_datasets,
                 "profiles": _cmd_profiles, "energy": _cmd_energy, "deploy": _cmd_deploy,
+                "evaluate": _cmd_evaluate,
                 "export": _cmd_export, "sweep": _cmd_sweep, "report": _cmd_report,
                 "spiking-decor": _cmd_spiking_decor}
     try:

@@ -18,8 +18,8 @@ from neurodecorr.backends.brian2_deploy import (  # noqa: E402
     codegen_target,
     pick_codegen_target,
 )
-from neurodecorr.backends.fold import FoldedLayer  # noqa: E402
 from neurodecorr.backends.prepare import relu_activations  # noqa: E402
+from neurodecorr.nets.fold import FoldedLayer  # noqa: E402
 
 pytestmark = [pytest.mark.brian2]
 

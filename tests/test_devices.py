@@ -146,23 +146,31 @@ def test_pcm_drift_follows_its_power_law():
 
 
 def test_pcm_programming_noise_and_drift_compensation(rng):
+    """A fresh chip programmed with differential pairs: the active device's programming noise,
+    and the idle one's, programmed toward 0 and clipped there (|noise|, half the time 0)."""
     profile = _pcm(dac_bits=24, adc_bits=24, output_noise=0.0, output_bound=100.0, tile_size=1000)
     profile = replace(profile, pcm=replace(profile.pcm, read_noise=False, drift=False))
     dev = CrossbarDevice(profile, np.random.default_rng(2))
     W = np.full((400, 500), 0.4, F32)
     dev.install(keys.W(0), W)
     view = dev.inference()
-    programmed = view._drifted(W, keys.W(0)) / dev.scales[keys.W(0)]
-    g = W[0, 0] / dev.scales[keys.W(0)]
-    expected = float(pcm_program_sigma(np.array([g]), profile.pcm.prog_noise_us)[0])
+    assert view.folds_for_inference
+    programmed = view._program(W, keys.W(0))[1] / view.scales[keys.W(0)]
+    g = 1 / profile.crossbar.weight_headroom  # the largest weight fills 1/headroom of g_max
+    active, idle = (float(pcm_program_sigma(np.array([v]), profile.pcm.prog_noise_us)[0]) for v in (g, 0.0))
+    expected = np.sqrt(active**2 + idle**2 * (0.5 - 1 / (2 * np.pi)))  # var of max(0, N(0, s))
     assert programmed.std() == pytest.approx(expected, rel=0.05)
+    assert programmed.mean() == pytest.approx(g - idle / np.sqrt(2 * np.pi), abs=0.002)
+    zero = np.zeros((400, 500), F32)
+    zero[0, 0] = 0.4  # a pair at zero is unbiased: its two idle devices cancel on average
+    assert abs(view._program(zero, keys.W(1))[1][1:].mean()) < 1e-4
     drifting = CrossbarDevice(replace(profile, pcm=replace(profile.pcm, drift=True, drift_compensation=False)),
                               np.random.default_rng(2))
     drifting.install(keys.W(0), W)
     compensated = CrossbarDevice(replace(profile, pcm=replace(profile.pcm, drift=True)), np.random.default_rng(2))
     compensated.install(keys.W(0), W)
-    lost = drifting.inference()._drifted(W, keys.W(0)).mean() / W.mean()
-    kept = compensated.inference()._drifted(W, keys.W(0)).mean() / W.mean()
+    lost = drifting.inference()._program(W, keys.W(0))[1].mean() / W.mean()
+    kept = compensated.inference()._program(W, keys.W(0))[1].mean() / W.mean()
     # an hour of drift at g = 0.8 (ν ≈ 0.049): ((3600 + 20)/20)^(−0.049) ≈ 0.78 of the conductance
     assert lost == pytest.approx(((3600 + 20) / 20) ** -0.049, rel=0.02)
     assert kept == pytest.approx(1.0, abs=0.02)

@@ -72,9 +72,9 @@ def test_emulator_matches_lava_when_int32_wraps():
 def test_sequential_samples_give_identical_predictions(digits):
     """A small trained network: Lava and the emulator classify the same stream identically."""
     from neurodecorr import TrainConfig, train
-    from neurodecorr.backends.fold import fold
     from neurodecorr.backends.lava_run import run_lava
     from neurodecorr.backends.sigma_delta import quantise
+    from neurodecorr.nets.fold import fold
 
     result = train(TrainConfig(dataset="digits", rule="bp", decor="seed", epochs=2, batch_size=32,
                                lr=1e-3, decor_lr=1e-3), data=digits, progress=False, log=lambda s: None)
@@ -124,8 +124,8 @@ def test_deploy_cli_writes_its_report(trained_run):
 
 
 def test_folding_decorrelation_preserves_the_function(trained_run):
-    from neurodecorr.backends.fold import fold, folded_forward
     from neurodecorr.backends.prepare import load_run
+    from neurodecorr.nets.fold import fold, folded_forward
     from neurodecorr.nets.network import predict
 
     _, learner, data = load_run(trained_run)

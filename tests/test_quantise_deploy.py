@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from neurodecorr.backends.fold import FoldedLayer
 from neurodecorr.backends.sigma_delta import emulate, integer_ann, parallel_streams, quantise
+from neurodecorr.nets.fold import FoldedLayer
 
 
 def test_quantised_weights_are_unbiased_and_on_lavas_grid():

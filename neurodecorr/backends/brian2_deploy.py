@@ -57,9 +57,9 @@ from pathlib import Path
 import numpy as np
 
 from neurodecorr.backends.base import BackendRun, inference_counts
-from neurodecorr.backends.fold import FoldedLayer
 from neurodecorr.backends.prepare import BALANCE_SAMPLES, INPUT_MODES, balance_factors
 from neurodecorr.errors import RunError
+from neurodecorr.nets.fold import FoldedLayer
 
 MAX_SYNAPSES = 3e7  # synapses in one Brian2 run (≈ 1–2 GB of Brian2 state)
 MAX_CURVE_POINTS = 200

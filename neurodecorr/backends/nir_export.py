@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from neurodecorr.backends.fold import FoldedLayer, fold
 from neurodecorr.backends.prepare import balance_factors, load_run, relu_variant
 from neurodecorr.backends.sigma_delta import quantise
+from neurodecorr.nets.fold import FoldedLayer, fold
 
 
 def deployed_float_layers(net_int) -> list[tuple[np.ndarray, np.ndarray]]:

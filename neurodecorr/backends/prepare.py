@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from neurodecorr.backends.fold import FoldedLayer, fold, folded_forward
 from neurodecorr.data import Dataset, load_dataset
 from neurodecorr.engine import rundir
 from neurodecorr.engine.config import TrainConfig
 from neurodecorr.engine.learner import Learner, make_learner
 from neurodecorr.errors import RunError
+from neurodecorr.nets.fold import FoldedLayer, fold, folded_forward
 from neurodecorr.nets.network import predict
 from neurodecorr.nets.spec import load_spec
 

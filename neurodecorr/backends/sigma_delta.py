@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurodecorr.backends.fold import FoldedLayer
+from neurodecorr.nets.fold import FoldedLayer
 
 INT32 = np.int32
 

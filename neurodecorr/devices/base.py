@@ -11,7 +11,9 @@ shared conformance test (`tests/test_conformance.py`) runs over that registry.
     state(h)              a neuron's state (the pre-activation h), at state precision
     signal(e)             a per-neuron learning signal (modulator, NP noise), at its precision
     write(W, delta, key)  W ← W − delta as the device can change it, in place
-    inference()           the device as seen when the trained network is used (e.g. after drift)
+    inference()           the device as seen when the trained network is used (e.g. after drift);
+                          a view with folds_for_inference programs a fresh chip, and is given the
+                          deployed network (decorrelation folded into the weights)
     reseed(rng)           the generator for this device's noise and stochastic rounding
     begin_step()          a training step begins (state that lives for one step is dropped)
     state_arrays(), load_state_arrays(arrays)   per-array device state for checkpoints
@@ -86,6 +88,7 @@ class NullCounter:
 class Device(Protocol):
     counter: Counter
     rng: np.random.Generator
+    folds_for_inference: bool
 
     def reseed(self, rng: np.random.Generator) -> None: ...
     def begin_step(self) -> None: ...

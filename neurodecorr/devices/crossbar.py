@@ -294,47 +294,61 @@ class CrossbarDevice(IdealDevice):
 
 
 class _ProgrammedPCM(CrossbarDevice):
-    """A read-only view of a PCM crossbar after one-shot programming and drift."""
+    """A fresh PCM chip programmed once with the trained network, read after drift.
+
+    It is given the deployed network (`folds_for_inference`: decorrelation folded into the
+    weights, so no R array is programmed). Each weight is a differential pair (aihwkit's PCM
+    converter): w > 0 programs g⁺ = w, g⁻ = 0, w < 0 the reverse, on a scale set afresh from the
+    array's largest weight. Both devices of a pair take programming noise (σ from their own
+    target conductance: an idle device at 0 is programmed to |noise|, not exactly 0), drift with
+    their own ν, and are read with their own 1/f noise; global drift compensation rescales the
+    array by Σ g_programmed / Σ g_drifted."""
+
+    folds_for_inference = True
 
     def __init__(self, trained: CrossbarDevice):
         super().__init__(trained.profile, trained.rng, trained.counter,
                          read_time_s=trained.pcm.inference_time_s)
-        self.scales = trained.scales
         self.training = False
-        self._programmed: dict[ArrayKey, tuple[np.ndarray, np.ndarray, float]] = {}
+        # per array: (the array, its programmed-and-drifted weights, read-noise variances)
+        self._programmed: dict[ArrayKey, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
 
-    def _drifted(self, W, key):
+    def storage(self, key: ArrayKey) -> str:
+        return "bias" if key.role is Role.b else "array"
+
+    def _program(self, W, key):
         cached = self._programmed.get(key)
         if cached is not None and cached[0] is W:
-            return cached[1]
+            return cached
         p = self.pcm
-        scale = DTYPE(self.scales[key])
-        w = W / scale
-        g = np.abs(w)
-        g_prog = np.clip(g + pcm_program_sigma(g, p.prog_noise_us)
-                         * self.rng.standard_normal(g.shape, dtype=DTYPE), 0, 1)
-        g_t = pcm_drift(g_prog, p.inference_time_s, p.t0_s, self.rng) if p.drift else g_prog
+        max_abs = float(np.max(np.abs(W))) if W.size else 0.0
+        scale = max(max_abs, 1e-12) * self.xb.weight_headroom  # a fresh chip: range from its weights
+        self.scales[key] = scale
+        w = (W / DTYPE(scale)).astype(DTYPE)
+        pair = [np.maximum(w, 0), np.maximum(-w, 0)]  # g⁺, g⁻ in units of g_max
+        programmed = [np.clip(g + pcm_program_sigma(g, p.prog_noise_us)
+                              * self.rng.standard_normal(g.shape, dtype=DTYPE), 0, 1) for g in pair]
+        drifted = [pcm_drift(g, p.inference_time_s, p.t0_s, self.rng) if p.drift else g for g in programmed]
         gain = 1.0
         if p.drift_compensation and p.drift:
-            gain = float(g_prog.sum() / max(float(g_t.sum()), 1e-12))
-        result = (np.sign(w) * g_t * DTYPE(gain * scale)).astype(DTYPE)
-        self._programmed[key] = (W, result, gain)
-        return result
+            gain = float(sum(g.sum() for g in programmed) / max(float(sum(g.sum() for g in drifted)), 1e-12))
+        weights = ((drifted[0] - drifted[1]) * DTYPE(gain * scale)).astype(DTYPE)
+        noise_sq = None
+        if p.read_noise:  # each device's 1/f noise, amplified with the signal by the compensation
+            noise_sq = sum((g * pcm_read_sigma(g, self.read_time_s, p.t_read_s)) ** 2 for g in drifted)
+            noise_sq = (noise_sq * DTYPE(gain * gain)).astype(DTYPE)
+        self._programmed[key] = (W, weights, noise_sq)
+        return self._programmed[key]
 
     def _read_noise_sq(self, W, key):
-        """Read noise belongs to the drifted conductance g_t; the digital compensation gain then
-        amplifies it with the signal."""
-        cached = self._noise_sq.get(key)
-        if cached is not None and cached[0] is W:
-            return cached[1]
-        gain = self._programmed[key][2]
-        g = np.abs(W) / DTYPE(self.scales[key] * gain)
-        s = g * pcm_read_sigma(g, self.read_time_s, self.pcm.t_read_s) * DTYPE(gain)
-        self._noise_sq[key] = (W, (s * s).astype(DTYPE) if self.pcm.read_noise else None)
-        return self._noise_sq[key][1]
+        """σ_ij² of each pair's read noise, in device units (W: the programmed weights)."""
+        for _, weights, noise_sq in self._programmed.values():
+            if weights is W:
+                return noise_sq
+        raise KeyError(key)  # pragma: no cover - always programmed before it is read
 
     def _product(self, x, W, key, transposed):
-        return super()._product(x, self._drifted(W, key), key, transposed)
+        return super()._product(x, self._program(W, key)[1], key, transposed)
 
     def write(self, array, delta, key):
         raise RuntimeError("the inference view of a PCM crossbar is read-only")

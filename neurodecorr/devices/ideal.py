@@ -12,6 +12,8 @@ from neurodecorr.keys import ArrayKey
 class IdealDevice:
     """float32 with no noise and no limits: every method is the plain operation."""
 
+    folds_for_inference = False  # True: inference programs a fresh chip with the folded network
+
     def __init__(self, profile=None, rng: np.random.Generator | None = None,
                  counter: Counter | None = None):
         self.profile = profile

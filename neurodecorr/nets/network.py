@@ -170,7 +170,13 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
 
 def predict(net: Network, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """Output pre-activations h_L (N, n_classes) in evaluation mode (μ frozen), in batches, on
-    the device as it is used after training (`device.inference()`: e.g. PCM after drift)."""
+    the device as it is used after training (`device.inference()`: e.g. PCM after drift). A
+    device that programs a chip afresh for inference (`folds_for_inference`) is given the
+    deployed network: decorrelation folded into the weights (`nets.fold`)."""
     device = net.device.inference()
+    if device.folds_for_inference:
+        from neurodecorr.nets.fold import folded_network
+
+        net = folded_network(net)
     return np.concatenate([forward(net, x[i:i + batch_size], device=device)[-1].h
                            for i in range(0, len(x), batch_size)])

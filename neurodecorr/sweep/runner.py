@@ -123,7 +123,7 @@ def _client(scheduler: str | None, workers: int | None, scratch: Path):
             raise RunError(f"cannot reach the Dask scheduler at {scheduler} within "
                            f"{CONNECT_TIMEOUT_S} s ({type(exc).__name__}); is it running?") from None
     n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                            silence_logs=40, local_directory=str(scratch))
     return Client(cluster), cluster
 

@@ -9,11 +9,13 @@ Shapes: W' (n_out, n_in), b' (n_out,), float64 (folding is done once, in double 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from neurodecorr.nets.network import Network
+from neurodecorr.nets.network import Layer, Network
+from neurodecorr.numerics import DTYPE
 
 
 @dataclass(frozen=True)
@@ -45,3 +47,12 @@ def folded_forward(layers: list[FoldedLayer], x: np.ndarray) -> np.ndarray:
     for layer in layers:
         a = ACTIVATIONS[layer.activation].function(a @ layer.W.T + layer.b)
     return a
+
+
+def folded_network(net: Network) -> Network:
+    """The network as it is deployed: every R and μ folded into its layer, float32, no
+    decorrelation stage left (on the same device object; the caller reads it through whichever
+    device view it likes)."""
+    layers = [Layer(dataclasses.replace(layer.shape, decorrelated=False), f.W.astype(DTYPE), f.b.astype(DTYPE))
+              for layer, f in zip(net.layers, fold(net))]
+    return Network(net.spec, layers, net.device, net.centre)
