@@ -68,7 +68,9 @@ def _default_help(setting: str) -> str:
         return f" [{default}]" if default is not None else ""
     parts = [f"{v} on {d}" for d, table in presets.BY_DATASET.items() if setting in table
              for v in [table[setting]]]
-    parts += [f"{v} for {d} {r}" for (d, r), table in presets.BY_DATASET_RULE.items()
+    parts += [f"{v} for {' '.join(k)}" for k, table in presets.BY_DATASET_RULE.items()
+              if setting in table for v in [table[setting]]]
+    parts += [f"{v} for {r} on a {k}" for (k, r), table in presets.BY_DEVICE_RULE.items()
               if setting in table for v in [table[setting]]]
     default = presets.DEFAULTS[setting]
     return f" [{', '.join(parts + [f'else {default}']) if parts else default}]"
@@ -130,8 +132,10 @@ def _cmd_profiles(args) -> int:
     if args.name:
         print(describe(load_profile(args.name)))
         return 0
-    for name in profile_names():
-        print(f"{name:14s} {load_profile(name).description}")
+    names = profile_names()
+    width = max(map(len, names), default=0)
+    for name in names:
+        print(f"{name:{width}s}  {load_profile(name).description}")
     return 0
 
 

@@ -1,5 +1,5 @@
 """Each decorrelation rule, run alone on strongly correlated data, decorrelates it to near the
-finite-sample floor and reaches the fixed point DESIGN.md gives."""
+finite-sample floor and reaches the fixed point README gives ("The science in the engine")."""
 
 import numpy as np
 import pytest

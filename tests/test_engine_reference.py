@@ -1,5 +1,5 @@
 """The engine on the ideal device against an independent float64 implementation of the same
-equations (DESIGN.md, README "The science in the engine"), computed in the same test run.
+equations (README, "The science in the engine"), computed in the same test run.
 
 The reference below is written from the equations alone, row-major, in float64, without the
 engine's devices, traces, buffers or optimiser classes. Both start from the same initial arrays

@@ -18,7 +18,8 @@ from neurodecorr.devices.profile import CrossbarSpec, DigitalSpec, PCMSpec, RRAM
 from neurodecorr.errors import NeurodecorrError, ProfileError
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = ["analog-pcm", "analog-rram", "ideal", "loihi2"]
+SHIPPED = ["analog-pcm", "analog-pcm-periphery", "analog-rram", "analog-rram-periphery", "analog-symmetric",
+           "ideal", "loihi2", "loihi2-residual"]
 
 DIGITAL = 'name = "t"\nkind = "digital"\n[digital]\n'
 PCM = 'name = "t"\nkind = "crossbar"\n[crossbar]\ntechnology = "pcm"\n[pcm]\n'

@@ -184,3 +184,30 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path, args, expected):
     assert done.returncode == 2
     assert expected in done.stderr.lower() or expected in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("rule", ["bp", "fa", "dfa", "np"])
+@pytest.mark.parametrize("decor", ["none", "seed"])
+def test_the_defaults_train_digits_well(rule, decor, digits):
+    """At its defaults (engine/presets.py), every rule with and without decorrelation reaches
+    90 % on digits (measured 95-98 % over seeds 1-3 and 42); the default run reaches 95 %."""
+    result = train(TrainConfig(dataset="digits", rule=rule, decor=decor), data=digits, progress=False,
+                   log=lambda s: None)
+    assert result.epochs[-1]["test_accuracy"] >= (0.95 if (rule, decor) == ("bp", "seed") else 0.9)
+    assert TrainConfig(dataset="digits", rule=rule, decor=decor).to_dict() == result.learner.config.to_dict()
+
+
+def test_presets_resolve_in_order_and_are_recorded():
+    from neurodecorr.engine import presets
+
+    digits_np = TrainConfig(dataset="digits", rule="np")
+    assert (digits_np.lr, digits_np.epochs, digits_np.batch_size) == (5e-4, 100, 32)
+    assert TrainConfig(dataset="digits", rule="np", lr=1e-2).lr == 1e-2  # given beats preset
+    ref = TrainConfig(dataset="fashion-mnist", preset="reference")
+    assert (ref.model, ref.decor_lr, ref.decor_gain, ref.np_sigma) == ("paper-mlp-reference", 1e-5, "raw", 1e-6)
+    assert TrainConfig(rule="np", profile="analog-rram").np_sigma == 0.03  # chosen for crossbars
+    assert presets.origin("np_sigma", "digits", "np", None, "crossbar") == "crossbar, np"
+    assert presets.origin("lr", "digits", "np", None) == "digits, np"
+    assert TrainConfig.from_dict(ref.to_dict()) == ref
+    with pytest.raises(SpecError, match="preset"):
+        TrainConfig(preset="fast")

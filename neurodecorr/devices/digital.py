@@ -48,7 +48,8 @@ class DigitalDevice(IdealDevice):
         max_abs = float(np.max(np.abs(values))) if values.size else 0.0
         self.exponents[key] = shared_exponent(max_abs, self.spec.weight_bits, self.spec.weight_headroom)
         array[...] = self._weight_grid(values, key, None) + offset
-        if self.spec.weight_update == "tag":
+        update = self.spec.decorrelation_update if key.role is Role.R else self.spec.weight_update
+        if update == "tag":
             self.tags[key] = np.zeros(array.shape, dtype=np.int16)
 
     def _adapt_exponent(self, key, max_abs) -> int:

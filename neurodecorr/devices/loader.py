@@ -83,6 +83,7 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "digital.modulator_bits": _BITS,
     "digital.rounding": _one_of(ROUNDINGS),
     "digital.weight_update": _one_of(WEIGHT_UPDATES),
+    "digital.decorrelation_update": _one_of(WEIGHT_UPDATES),
     # a tag holds 9 signed bits ([-256, 255], Lava's tag_1): the threshold must leave it room
     "digital.tag_threshold": _within(2, 128, "an integer"),
     "digital.decorrelation": _one_of(DIGITAL_DECORRELATION),

@@ -52,7 +52,9 @@ class DigitalSpec:
     Learning (`devices.digital`): `weight_update` "direct" rounds each update onto the weight
     grid; "tag" accumulates it first in a per-synapse tag (Lava's tag_1, 9-bit signed) in units
     of 1/tag_threshold of a weight step, and moves the weight one step when |tag| ≥ tag_threshold
-    (a rule Lava's learning engine runs). `decorrelation` "array" stores R on the weight grid;
+    (a rule Lava's learning engine runs); `decorrelation_update` chooses the same for R — the tag
+    moves a weight at most one step an update, too slow for R's gain on a fine (residual) grid.
+    `decorrelation` "array" stores R on the weight grid;
     "residual" stores R − I there (the identity as a second, fixed connection)."""
 
     weight_bits: int
@@ -64,7 +66,8 @@ class DigitalSpec:
     modulator_bits: int
     rounding: str  # stochastic | nearest
     adapt_range: bool
-    weight_update: str  # direct | tag
+    weight_update: str  # direct | tag: forward weights and feedback matrices
+    decorrelation_update: str  # direct | tag: decorrelation matrices
     tag_threshold: int
     decorrelation: str  # array | residual
 

@@ -60,9 +60,13 @@ class TrainConfig:
         if self.preset is not None and self.preset not in presets.PRESETS:
             raise SpecError(f"training setting 'preset': expected one of {sorted(presets.PRESETS)}, "
                             f"found {_text(self.preset)}")
+        kind = None
         for key in presets.DEFAULTS:
             if getattr(self, key) is None:
-                object.__setattr__(self, key, presets.lookup(key, self.dataset, self.rule, self.preset))
+                if kind is None:
+                    kind = _device_kind(self.profile)
+                object.__setattr__(self, key, presets.lookup(key, self.dataset, self.rule, self.preset, kind,
+                                                             self.decor != "none"))
         if isinstance(self.betas, list):
             object.__setattr__(self, "betas", tuple(self.betas))
         checks = [
@@ -124,6 +128,15 @@ class TrainConfig:
         if unknown:
             raise SpecError(f"unknown training setting(s) {_text(unknown)}; known: {sorted(names)}")
         return cls(**d)
+
+
+def _device_kind(profile) -> str:
+    """The kind of chip `profile` names ("ideal", "digital", "crossbar"); presets depend on it."""
+    from neurodecorr.devices.loader import load_profile
+
+    if not isinstance(profile, str) or not profile:
+        return "ideal"  # the check below names the bad value
+    return load_profile(profile).kind
 
 
 def _is_text(value) -> bool:
