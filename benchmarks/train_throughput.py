@@ -17,6 +17,7 @@ it is what keeps the fraction below 1.
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import time
 
@@ -65,10 +66,10 @@ def flops_per_batch(layers, rule: str, decor: bool, batch: int) -> float:
 
 
 def time_config(data, rule: str, decor: str, steps: int, batch: int,
-                counting: bool = False) -> tuple[float, float]:
-    cfg = TrainConfig(dataset="fashion-mnist", model="paper-mlp", rule=rule, decor=decor,
-                      batch_size=batch)
-    spec = load_spec("paper-mlp")
+                counting: bool = False, model: str = "paper-mlp", profile: str = "ideal") -> tuple[float, float]:
+    cfg = TrainConfig(dataset="fashion-mnist", model=model, rule=rule, decor=decor,
+                      batch_size=batch, profile=profile)
+    spec = load_spec(model)
     learner = make_learner(cfg, spec, data.n_features, data.n_classes,
                            counter=Counts() if counting else None)
     rng = np.random.default_rng(0)
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
     print(f"BLAS: {blas_info()}")
     gemm_before = gemm_rate()
     rows = []
-    for rule in ("bp", "fa", "np"):
+    for rule in ("bp", "fa", "dfa", "np"):
         for decor in ("none", "seed"):
             sps, gflops = time_config(data, rule, decor, args.steps, args.batch_size)
             rows.append((rule, decor, sps, gflops))
@@ -113,6 +114,15 @@ def main(argv=None) -> int:
     for decor, sps in counted.items():
         base = next(s for r, d, s, _ in rows if r == "bp" and d == decor)
         print(f"| {decor} | {sps:.0f} | {base:.0f} | {100 * (base / sps - 1):+.1f} % |")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    print(f"\npeak resident memory of this process (paper-mlp runs above): {peak:.2f} GiB")
+    print("\nChips against ideal: small-mlp (the demo's net), bp + seed, the same batches")
+    print("| profile | samples/s | time vs ideal |\n|---|---|---|")
+    base = time_config(data, "bp", "seed", args.steps, args.batch_size, True, "small-mlp")[0]
+    for profile in ("ideal", "loihi2", "loihi2-residual", "analog-pcm", "analog-pcm-periphery",
+                    "analog-rram"):
+        sps = time_config(data, "bp", "seed", args.steps, args.batch_size, True, "small-mlp", profile)[0]
+        print(f"| {profile} | {sps:.0f} | {base / sps:.2f}× |")
     return 0
 
 

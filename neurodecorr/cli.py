@@ -233,8 +233,11 @@ def _cmd_export(args) -> int:
 
     from neurodecorr.backends.nir_export import export_nir
 
+    from neurodecorr.backends import DeployOptions
+
     if args.format != "nir":
         raise NeurodecorrError(f"unknown export format {args.format!r}; available: nir")
+    DeployOptions(frac_bits=args.frac_bits)  # the same check as deploy's
     parent = Path(args.file).resolve().parent
     if not parent.is_dir() or not os.access(parent, os.W_OK) or Path(args.file).is_dir():
         raise NeurodecorrError(f"cannot write {args.file}: its directory does not exist, is not "

@@ -12,20 +12,24 @@ A product x Wᵀ (forward) or e W (the transposed read) runs, per sample:
      independent Gaussian noise: added exactly as output noise of variance Σ_j x_j² σ_ij²),
      plus output_noise, clipped to ±output_bound and quantised by the ADC (adc_bits);
   3. the tiles' digitised partial sums are added and scaled back.
-Biases stay in the digital periphery (float32).
+Biases stay in the digital periphery (float32). Where R lives (`storage`): on an array like any
+weight; as R − I on an array, the identity a wire added in the periphery ("residual"); or in the
+periphery, digital and exact ("periphery"). With read_noise_scope "step" every read of a training
+step sees one draw of the weights' read noise (`begin_step` draws anew), only the output noise
+is per read; with training_reads k each training product is the mean of k reads.
+
+How a write reaches the devices is the profile's learning mechanism (`devices.mechanisms`,
+`devices.transfer`) on the technology's cells (`devices.cells`).
 
 PCM (aihwkit's PCM model): read noise σ = |g|·Q(g)·sqrt(ln((t + t_read)/(2 t_read))),
 Q = min(0.2, 0.0088/max(g^0.65, 1e−3)), with t = t0 during training and t = inference_time_s
-for inference. Training writes accumulate digitally and are applied in increments of
-update_granularity, each with relative noise update_noise. `inference()` programs the trained
-weights once (programming noise σ = (c0 + c1 g + c2 g²)/25 of full scale), lets them drift to
-inference_time_s (ν per device, drawn from the conductance-dependent law) and, if enabled,
-rescales each array by Σ|w_programmed| / Σ|w_drifted| (global drift compensation).
+for inference. `inference()` is a fresh chip programmed once with the deployed network (see
+`_ProgrammedPCM`: differential pairs, programming noise σ = (c0 + c1 g + c2 g²)/25 of full scale,
+drift to inference_time_s with ν per device from the conductance-dependent law, and, if
+enabled, global drift compensation).
 
-RRAM (aihwkit pulsed devices): an update becomes n = round(−Δw/dw) pulses (stochastic rounding,
-at most max_pulses), each moving w by dw·(1 ± up_down) — with soft bounds ×(1 − w/w_max) up,
-×(1 − w/w_min) down — with cycle-to-cycle noise dw_min_ctoc·dw per pulse; dw and up_down vary
-per device (dw_min_dtod, up_down_dtod). Reads add Gaussian noise read_noise·w_max.
+RRAM (aihwkit pulsed devices): reads add Gaussian noise read_noise·w_max; its inference view is
+the same devices, read once per product.
 """
 
 from __future__ import annotations
