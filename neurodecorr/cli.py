@@ -231,9 +231,8 @@ def _cmd_spiking_decor(args) -> int:
 def _cmd_export(args) -> int:
     from pathlib import Path
 
-    from neurodecorr.backends.nir_export import export_nir
-
     from neurodecorr.backends import DeployOptions
+    from neurodecorr.backends.nir_export import export_nir
 
     if args.format != "nir":
         raise NeurodecorrError(f"unknown export format {args.format!r}; available: nir")
