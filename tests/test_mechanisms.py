@@ -107,7 +107,7 @@ def test_a_residual_or_peripheral_R_reads_with_less_error_on_a_crossbar(base):
             assert ops["adc_conversions"] > 0
         if storage == "residual":
             assert ops["periphery_macs"] == x.size  # the identity's adds
-    assert errors["periphery"] == pytest.approx(0, abs=1e-6)
+    assert errors["periphery"] < 1e-3  # float16 multipliers: rounding only, no noise
     assert errors["residual"] < errors["array"] / 3
 
 

@@ -14,9 +14,14 @@ A product x Wᵀ (forward) or e W (the transposed read) runs, per sample:
   3. the tiles' digitised partial sums are added and scaled back.
 Biases stay in the digital periphery (float32). Where R lives (`storage`): on an array like any
 weight; as R − I on an array, the identity a wire added in the periphery ("residual"); or in the
-periphery, digital and exact ("periphery"). With read_noise_scope "step" every read of a training
-step sees one draw of the weights' read noise (`begin_step` draws anew), only the output noise
-is per read; with training_reads k each training product is the mean of k reads.
+periphery, digitally ("periphery"): a float32 master copy in SRAM that updates read-modify-write
+(the seed rule's steps, ~1e-4 of R's unit diagonal, are below float16's spacing of 1e-3 there),
+read for products through float16 multipliers with float32 accumulation (both operands rounded
+to float16 after a power-of-two scaling, as mixed-precision digital training does).
+
+With read_noise_scope "step" every read of a training step sees one draw of the weights' read
+noise (`begin_step` draws anew), only the output noise is per read; with training_reads k each
+training product is the mean of k reads.
 
 How a write reaches the devices is the profile's learning mechanism (`devices.mechanisms`,
 `devices.transfer`) on the technology's cells (`devices.cells`).
@@ -44,7 +49,18 @@ from neurodecorr.devices.mechanisms import make_mechanism
 from neurodecorr.keys import ArrayKey, Role
 from neurodecorr.numerics import DTYPE
 
-HALF_BYTES = 2  # R kept in the digital periphery: float16 weights in SRAM
+MASTER_BYTES = 4  # R kept in the digital periphery: a float32 master copy in SRAM
+
+
+def _half(a: np.ndarray) -> np.ndarray:
+    """a as a float16 multiplier's operand, held in float32: scaled by a power of two so that
+    its largest entry is near float16's largest (the scaling of mixed-precision training; small
+    errors would otherwise fall below float16's normal range), rounded to nearest, scaled back."""
+    peak = float(np.max(np.abs(a))) if a.size else 0.0
+    if not np.isfinite(peak) or peak == 0.0:
+        return a
+    shift = DTYPE(2.0 ** (15 - np.ceil(np.log2(peak))))  # peak·shift in (2^14, 2^15]
+    return (a * shift).astype(np.float16).astype(DTYPE) / shift
 
 
 def pcm_read_sigma(g: np.ndarray, t_s: float, t_read_s: float) -> np.ndarray:
@@ -123,9 +139,9 @@ class CrossbarDevice(IdealDevice):
         if storage == "bias":
             super().write(array, delta, key)
             return
-        if storage == "periphery":  # a digital read-modify-write of float16 weights
+        if storage == "periphery":  # a digital read-modify-write of the float32 master
             np.subtract(array, delta, out=array)
-            self.counter.periphery(key, ops=array.size, bytes=2 * HALF_BYTES * array.size)
+            self.counter.periphery(key, ops=array.size, bytes=2 * MASTER_BYTES * array.size)
             return
         values = self._values(array, key)
         self._noise_sq.pop(key, None)
@@ -204,10 +220,11 @@ class CrossbarDevice(IdealDevice):
     def _read(self, x, W, key, transposed):
         n_out = W.shape[1] if transposed else W.shape[0]
         storage = self.storage(key)
-        if storage == "periphery":  # float16 weights read from SRAM once per batch
+        if storage == "periphery":  # the master read from SRAM once per batch, float16 MACs
             self.counter.product(key, x, n_out, periphery=True)
-            self.counter.periphery(key, bytes=HALF_BYTES * W.size)
-            return x @ W if transposed else x @ W.T
+            self.counter.periphery(key, bytes=MASTER_BYTES * W.size)
+            x16, W16 = _half(x), _half(W)
+            return x16 @ W16 if transposed else x16 @ W16.T
         reads = self._reads()
         for _ in range(reads):
             self.counter.product(key, x, n_out)
