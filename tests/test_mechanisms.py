@@ -175,6 +175,18 @@ def test_mixed_precision_keeps_the_remainder_below_one_step():
     np.testing.assert_allclose(acc, 0.0007, rtol=1e-3)
 
 
+
+def test_mixed_precision_keeps_what_is_over_the_pulse_limit():
+    dev = CrossbarDevice(_profile("analog-rram", crossbar={"mechanism": "mixed-precision"}),
+                         np.random.default_rng(0))
+    W = np.zeros((4, 4), F32)
+    dev.install(keys.W(0), W + 0.5)
+    step, limit = dev.cells.nominal_step(), dev.cells.limit()
+    acc = dev.extra["acc", keys.W(0)]
+    w = np.zeros((4, 4), F32)
+    dev.mechanism.write(keys.W(0), w, np.full((4, 4), (limit + 10.5) * step, F32))
+    np.testing.assert_allclose(acc, 10.5 * step, rtol=1e-4)  # only `limit` pulses went out
+
 # ------------------------------------------------------------------ reads for node perturbation
 def test_per_step_read_noise_is_shared_by_every_read_of_a_step():
     profile = _profile("analog-pcm", crossbar={"read_noise_scope": "step", "output_noise": 0.0,

@@ -74,12 +74,12 @@ class MixedPrecision(Direct):
         acc += change
         step = cells.nominal_step()  # the periphery's threshold: one nominal step
         n = np.trunc(acc / step)
+        limit = cells.limit()  # pulses per update the cell takes; what is over stays in χ
+        if limit < np.iinfo(np.int32).max:
+            np.clip(n, -limit, limit, out=n)
         moved = n != 0
         if moved.any():
             acc[moved] -= n[moved] * step
-            limit = cells.limit()
-            if limit < np.iinfo(np.int32).max:
-                np.clip(n, -limit, limit, out=n)
         cells.pulse(w, n, params, dev.rng)
         dev.counter.periphery(key, ops=acc.size, bytes=2 * F32_BYTES * acc.size)
         return moved
