@@ -38,7 +38,8 @@ data:
 DEMO_OUT := runs/demo
 
 # The main job: energy against accuracy on Fashion-MNIST (sweeps/demo.yaml: bp, fa, np with and
-# without the seed decorrelation on ideal, loihi2 and analog-pcm), on a Dask LocalCluster.
+# without the seed decorrelation on ideal, loihi2-residual and analog-pcm-periphery), on a Dask
+# LocalCluster.
 # Prints the results table and where the plots are. A second `make demo` skips finished runs.
 demo: setup
 	$(PY) -m neurodecorr sweep sweeps/demo.yaml --out $(DEMO_OUT)

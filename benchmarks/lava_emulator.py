@@ -20,8 +20,9 @@ import numpy as np
 
 from neurodecorr import TrainConfig, train
 from neurodecorr.backends.lava_run import run_lava
-from neurodecorr.backends.prepare import load_run, relu_variant
+from neurodecorr.backends.prepare import relu_variant
 from neurodecorr.backends.sigma_delta import emulate, parallel_streams, quantise, sample_stream
+from neurodecorr.engine.saved import load_run
 from neurodecorr.nets.fold import fold
 
 

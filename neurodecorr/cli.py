@@ -50,7 +50,7 @@ _TRAIN_FLAGS = [
     ("--np-sigma", "np_sigma", float, "node perturbation's noise σ"),
     ("--np-loss-precision", "np_loss_precision", str, "node perturbation's loss difference: float64 or float32"),
     ("--feedback-init", "feedback_init", str, "FA/DFA feedback matrices: uniform (±1/√n) or kaiming (±√(6/n))"),
-    ("--input-scaling", "input_scaling", str, "standardise the features, or unit: keep [0, 1]"),
+    ("--input-scaling", "input_scaling", str, "standardise (per feature), global (one mean, one scale), unit ([0, 1])"),
     ("--batch-size", "batch_size", int, "samples per training step"),
     ("--epochs", "epochs", int, "epochs to train (a resumed run may raise its own)"),
     ("--train-samples", "train_samples", int, "train on the first N training samples only [all]"),

@@ -43,3 +43,28 @@ def test_bad_evaluate_input_is_one_line(deploy_run, tmp_path):
     done = subprocess.run([sys.executable, "-m", "neurodecorr", "evaluate", str(deploy_run), "--profile",
                            "analog-pcm", "--inference-time", "soon"], capture_output=True, text=True)
     assert done.returncode == 2 and "--inference-time" in done.stderr
+
+
+def test_kept_decorrelation_is_programmed_and_paid_for(deploy_run):
+    for name in ("analog-pcm", "analog-pcm-periphery", "loihi2"):
+        folded = evaluate(deploy_run, name, log=lambda s: None)["results"][0]
+        kept = evaluate(deploy_run, name, keep_decorrelation=True, log=lambda s: None)
+        assert kept["decorrelation"] == "kept as arrays"
+        # R read as its own arrays: more operations per sample than the folded network
+        assert kept["results"][0]["inference_per_sample_j"] > folded["inference_per_sample_j"]
+        assert kept["results"][0]["accuracy"] > folded["accuracy"] - 0.1
+
+
+def test_a_run_is_evaluated_on_the_inputs_it_was_trained_on(tmp_path, digits):
+    from neurodecorr import TrainConfig, train
+    from neurodecorr.data import load_dataset
+
+    for scaling in ("unit", "global"):
+        run = tmp_path / scaling
+        train(TrainConfig(dataset="digits", rule="bp", epochs=2, input_scaling=scaling), run,
+              data=load_dataset("digits", scaling=scaling), progress=False, log=lambda _: None)
+        final = json.loads((run / "metrics.json").read_text())["epochs"][-1]["test_accuracy"]
+        report = evaluate(run, "ideal", log=lambda s: None)
+        # the same network on the same inputs: equal up to BLAS rounding on a sample or two
+        assert report["rate_accuracy_ideal"] == pytest.approx(final, abs=0.006)
+        assert report["results"][0]["accuracy"] == pytest.approx(final, abs=0.006)

@@ -143,7 +143,7 @@ def test_an_out_that_cannot_be_written_fails_before_training(tmp_path, where):
 def test_deploy_refuses_a_run_directory_it_cannot_write_before_running(two_epoch_run, monkeypatch):
     import os
 
-    from neurodecorr.backends.prepare import check_writable
+    from neurodecorr.engine.saved import check_writable
 
     monkeypatch.setattr(os, "access", lambda path, mode: False)
     with pytest.raises(RunError, match="cannot write the report"):
@@ -218,7 +218,8 @@ def test_hostile_network_specs_give_short_messages(tmp_path, digits):
         train(TrainConfig(model=str(wide), epochs=1), data=digits, **QUIET)
 
 
-@pytest.mark.parametrize("damage", ["missing keys", "wrong shapes", "empty history", "config {}"])
+@pytest.mark.parametrize("damage", ["missing keys", "wrong shapes", "empty history", "config {}",
+                                    "a list for a name"])
 def test_damaged_run_files_on_resume_are_one_line(tmp_path, digits, damage):
     out = tmp_path / "run"
     train(TrainConfig(epochs=1), out, data=digits, **QUIET)
@@ -232,9 +233,23 @@ def test_damaged_run_files_on_resume_are_one_line(tmp_path, digits, damage):
         arrays["meta/state"] = np.array(json.dumps({**state, "history": []}))
     if damage == "config {}":
         (out / "config.json").write_text("{}")
+    elif damage == "a list for a name":
+        stored = json.loads((out / "config.json").read_text())
+        stored["train"]["rule"] = ["bp"]
+        (out / "config.json").write_text(json.dumps(stored))
     else:
         rundir.write_npz(out / "checkpoint.npz", arrays)
     _one_line_error(_cli("train", "--out", out, "--resume", "--epochs", "2"))
+
+
+def test_weights_that_do_not_fit_the_run_are_one_line_for_evaluate_and_deploy(tmp_path, digits):
+    out = tmp_path / "run"
+    train(TrainConfig(epochs=1), out, data=digits, **QUIET)
+    arrays = rundir.read_npz(out / "weights.npz")
+    arrays["net/layer1.W"] = np.zeros((3, 3), np.float32)
+    rundir.write_npz(out / "weights.npz", arrays)
+    _one_line_error(_cli("evaluate", out, "--profile", "ideal"), "weights.npz", "layer1.W")
+    _one_line_error(_cli("deploy", out, "--backend", "emulator"), "weights.npz")
 
 
 def test_spiking_decor_refuses_a_bad_duration():

@@ -124,7 +124,7 @@ def test_deploy_cli_writes_its_report(trained_run):
 
 
 def test_folding_decorrelation_preserves_the_function(trained_run):
-    from neurodecorr.backends.prepare import load_run
+    from neurodecorr.engine.saved import load_run
     from neurodecorr.nets.fold import fold, folded_forward
     from neurodecorr.nets.network import predict
 

@@ -3,6 +3,8 @@ bookkeeping that cannot mix runs: every grid key a configuration, settings hashe
 foreign directories reported, hostile sweep files refused."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
@@ -31,9 +33,10 @@ def _write(tmp_path, grid, base=None, name="sweep.yaml"):
     return path
 
 
-def _sweep(path, out, *extra, cwd=None):
+def _sweep(path, out, *extra, cwd=None, env=None):
     return subprocess.run([sys.executable, "-m", "neurodecorr", "sweep", str(path), "--out", str(out),
-                           "--workers", "2", *extra], capture_output=True, text=True, timeout=600, cwd=cwd)
+                           "--workers", "2", *extra], capture_output=True, text=True, timeout=600, cwd=cwd,
+                          env=env)
 
 
 def _rows(out):
@@ -52,7 +55,10 @@ def test_pareto_front_on_a_hand_made_example():
 
 def test_two_point_sweep_end_to_end_and_report(tmp_path):
     out = tmp_path / "out"
-    done = _sweep(_write(tmp_path, "  rule: [bp, fa]"), out, cwd=tmp_path)
+    temp = tmp_path / "tmp"  # the system's temporary directory, for this sweep
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    done = _sweep(_write(tmp_path, "  rule: [bp, fa]"), out, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     assert "2 to run" in done.stdout and "[2/2]" in done.stdout
     rows = _rows(out)
@@ -67,11 +73,16 @@ def test_two_point_sweep_end_to_end_and_report(tmp_path):
                            capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert (out / "results.md").read_text() == table
-    rerun = _sweep(_write(tmp_path, "  rule: [bp, fa]"), out, cwd=tmp_path)
+    rerun = _sweep(_write(tmp_path, "  rule: [bp, fa]"), out, cwd=tmp_path, env=env)
     assert "2 already finished, 0 to run" in rerun.stdout
-    # nothing written outside --out: no Dask scratch space in the working directory or left in out
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "sweep.yaml"]
+    # nothing written outside --out: no Dask scratch space (workers' or scheduler's) in the
+    # working directory or the temporary directory, nor left in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "sweep.yaml", "tmp"]
+    assert list(temp.iterdir()) == []
     assert not (out / ".dask-scratch").exists()
+    # a run directory that is not a point of the sweep (an earlier grid's) is not reported
+    shutil.copytree(out / "rule-fa", out / "rule-dfa")
+    assert len(report(out)[0]) == 2
 
 
 def test_every_grid_key_but_the_seed_is_a_configuration(tmp_path):
@@ -100,6 +111,19 @@ def test_a_sweep_with_changed_settings_is_refused_unless_rerun(tmp_path):
     redone = _sweep(edited, out, "--rerun")
     assert redone.returncode == 0, redone.stderr
     assert [r["rule"] for r in _rows(out)] == ["bp"]
+
+
+def test_an_edited_profile_file_is_another_run(tmp_path):
+    from neurodecorr.devices.loader import load_profile
+
+    chip = tmp_path / "chip.toml"
+    chip.write_text(open(load_profile("loihi2").source).read())
+    path = _write(tmp_path, "  decor: [none]", base=f"{{dataset: digits, epochs: 1, profile: {chip}}}")
+    out = tmp_path / "out"
+    assert _sweep(path, out).returncode == 0
+    chip.write_text(chip.read_text().replace("weight_bits = 8", "weight_bits = 6"))
+    refused = _sweep(path, out)
+    assert refused.returncode == 2 and "other settings" in refused.stderr, refused.stderr
 
 
 def test_two_profiles_of_the_same_file_name_get_their_own_runs(tmp_path):

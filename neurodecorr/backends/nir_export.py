@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from neurodecorr.backends.prepare import balance_factors, load_run, relu_variant
+from neurodecorr.backends.prepare import balance_factors, relu_variant
 from neurodecorr.backends.sigma_delta import quantise
+from neurodecorr.engine.saved import load_run
 from neurodecorr.nets.fold import FoldedLayer, fold
 
 

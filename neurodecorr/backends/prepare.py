@@ -11,21 +11,18 @@ per step.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from neurodecorr.data import Dataset, load_dataset
-from neurodecorr.engine import rundir
-from neurodecorr.engine.config import TrainConfig
-from neurodecorr.engine.learner import Learner, make_learner
+from neurodecorr.data import Dataset
+from neurodecorr.engine.learner import Learner
+from neurodecorr.engine.saved import check_writable, load_run
 from neurodecorr.errors import RunError
 from neurodecorr.nets.fold import FoldedLayer, fold, folded_forward
 from neurodecorr.nets.network import predict
-from neurodecorr.nets.spec import load_spec
 
 BALANCE_SAMPLES = 2000
 BALANCE_PERCENTILE = 99.9
@@ -63,21 +60,6 @@ class DeployOptions:
 
 def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def load_run(run_dir: str | Path) -> tuple[TrainConfig, Learner, Dataset]:
-    """(config, learner, dataset) of a finished run, its network loaded from weights.npz."""
-    run_dir = Path(run_dir)
-    stored = rundir.read_json(run_dir / "config.json")
-    try:
-        config = TrainConfig.from_dict(stored["train"])
-    except (KeyError, TypeError):
-        raise RunError(f"{run_dir / 'config.json'} is not the config of a neurodecorr run") from None
-    data = load_dataset(config.dataset, config.data_dir)
-    learner = make_learner(TrainConfig.from_dict({**stored["train"], "profile": "ideal"}),
-                           load_spec(config.model), data.n_features, data.n_classes)
-    learner.load_arrays(rundir.read_npz(run_dir / "weights.npz"))
-    return config, learner, data
 
 
 def relu_variant(layers: list[FoldedLayer]) -> list[FoldedLayer]:
@@ -126,14 +108,6 @@ class Deployment:
     @property
     def samples(self) -> int:
         return len(self.y)
-
-
-def check_writable(directory: Path) -> None:
-    """Fail before any work if the report cannot be written into `directory`."""
-    if not directory.is_dir():
-        raise RunError(f"{directory} is not a run directory (no such directory)")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise RunError(f"cannot write the report into {directory}: permission denied")
 
 
 def prepare(run_dir, samples: int, neurons: str, log: Callable[[str], None] = print) -> Deployment:

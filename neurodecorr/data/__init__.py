@@ -1,6 +1,7 @@
 """Datasets as float32 feature matrices and int64 labels, plus seeded mini-batch indices.
 
-    load_dataset(name, data_dir=None) -> Dataset     names: dataset_names(), registry DATASETS
+    load_dataset(name, data_dir=None, scaling="standardise") -> Dataset
+                                                     names: dataset_names(), registry DATASETS
     batches(n_samples, batch_size, rng)              shuffled index arrays, one epoch
     read_idx(path) / write_idx(path, array)          the IDX file format of (Fashion-)MNIST
 

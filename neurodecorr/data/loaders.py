@@ -197,8 +197,9 @@ SCALINGS = {"standardise": standardise, "global": global_standardised, "unit": u
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None,
                  scaling: str = "standardise") -> Dataset:
-    """Load the dataset called `name`, standardised with training statistics (scaling
-    "standardise") or with its values in [0, 1] as read (scaling "unit").
+    """Load the dataset called `name`, standardised per feature with training statistics
+    (scaling "standardise"), with one mean and std for all features ("global") or with its
+    values in [0, 1] as read ("unit").
 
     `data_dir` overrides the dataset's default directory; it is required for datasets without
     one (mnist, cifar10) and ignored for digits.

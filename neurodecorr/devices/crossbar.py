@@ -318,7 +318,9 @@ class _ProgrammedPCM(CrossbarDevice):
     """A fresh PCM chip programmed once with the trained network, read after drift.
 
     It is given the deployed network (`folds_for_inference`: decorrelation folded into the
-    weights, so no R array is programmed). Each weight is a differential pair (aihwkit's PCM
+    weights, so no R array is programmed) unless R is kept (`evaluate --keep-decorrelation`):
+    then R is programmed where the profile keeps it (an array, R − I on an array, or the
+    digital periphery). Each weight is a differential pair (aihwkit's PCM
     converter): w > 0 programs g⁺ = w, g⁻ = 0, w < 0 the reverse, on a scale set afresh from the
     array's largest weight. Both devices of a pair take programming noise (σ from their own
     target conductance: an idle device at 0 is programmed to |noise|, not exactly 0), drift with
@@ -334,8 +336,6 @@ class _ProgrammedPCM(CrossbarDevice):
         # per array: (the array, its programmed-and-drifted weights, read-noise variances)
         self._programmed: dict[ArrayKey, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
 
-    def storage(self, key: ArrayKey) -> str:
-        return "bias" if key.role is Role.b else "array"
 
     def _program(self, W, key):
         cached = self._programmed.get(key)

@@ -207,8 +207,8 @@ def _build_table(name: str, table: Any, where: str, technology: str | None = Non
     hints = typing.get_type_hints(cls)
     fields = tuple(f.name for f in dataclasses.fields(cls))
     _check_keys(table, fields, f"{name}.", where)
-    if name == "crossbar":
-        technology = table.get("technology", technology)
+    if name == "crossbar" and isinstance(table.get("technology"), str):  # else its check names it
+        technology = table["technology"]
     base, base_file = _base_table(name, technology)
     values = {}
     for key in fields:

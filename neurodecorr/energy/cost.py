@@ -146,7 +146,7 @@ def build_report(counts: Counts, profile) -> dict:
         "training_j": training_j,
         "training_per_sample_j": training_j / n_train if n_train else None,
         "inference_per_sample_j": phases["inference"]["joules"] / n_test if n_test else None,
-        # deployed, each R and μ is folded into the next layer's weights (backends/fold.py):
+        # deployed, each R and μ is folded into the next layer's weights (nets/fold.py):
         "inference_folded_per_sample_j": folded / n_test if n_test else None,
         "samples": {"training": n_train, "inference": n_test},
         "phases": phases,

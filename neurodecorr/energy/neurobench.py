@@ -4,7 +4,7 @@ definitions in reference/hardware.md §6), by their NeuroBench names.
 Workload metrics (per inference sample, from the run's operation counts, `cost.build_report`):
 synaptic operations dense and effective, activation sparsity. Static metrics (from the run's
 arrays): footprint — bytes of parameters and buffers, as trained (W, b, R, μ in float32) and as
-deployed (R and μ folded into W and b, `backends/fold.py`); connection sparsity — the fraction
+deployed (R and μ folded into W and b, `nets/fold.py`); connection sparsity — the fraction
 of zero weights among all synaptic weights (W and R), as trained.
 """
 

@@ -50,13 +50,17 @@ class TrainConfig:
     np_sigma: float | None = None      # node perturbation's noise
     np_loss_precision: str | None = None  # node perturbation's loss difference
     feedback_init: str | None = None   # FA/DFA feedback matrices: U(±1/√n) or U(±√(6/n))
-    input_scaling: str | None = None   # standardised features, or [0, 1] as read
+    input_scaling: str | None = None   # per-feature or global standardising, or [0, 1] as read
     batch_size: int | None = None
     epochs: int | None = None
     train_samples: int | None = None   # train on the first N training samples only (None: all)
     seed: int = 42
 
     def __post_init__(self):
+        for key in _NAMES:  # before any lookup by them (a list from a hand-edited file is unhashable)
+            value = getattr(self, key)
+            if value is not None and not isinstance(value, str):
+                raise SpecError(f"training setting '{key}': expected a name, found {_text(value)}")
         if self.preset is not None and self.preset not in presets.PRESETS:
             raise SpecError(f"training setting 'preset': expected one of {sorted(presets.PRESETS)}, "
                             f"found {_text(self.preset)}")
@@ -128,6 +132,10 @@ class TrainConfig:
         if unknown:
             raise SpecError(f"unknown training setting(s) {_text(unknown)}; known: {sorted(names)}")
         return cls(**d)
+
+
+_NAMES = ("dataset", "data_dir", "preset", "model", "profile", "rule", "decor", "optimizer", "decor_gain",
+          "decor_centre", "decor_side", "np_loss_precision", "feedback_init", "input_scaling")
 
 
 def _device_kind(profile) -> str:

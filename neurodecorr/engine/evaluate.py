@@ -21,6 +21,7 @@ from neurodecorr.devices import make_device
 from neurodecorr.devices.loader import load_profile
 from neurodecorr.energy import Counts, build_report, missing_prices
 from neurodecorr.engine import rundir
+from neurodecorr.engine.saved import check_writable, load_run
 from neurodecorr.errors import RunError
 from neurodecorr.nets.fold import folded_network
 from neurodecorr.nets.network import predict
@@ -30,8 +31,6 @@ def evaluate(run_dir, profile: str, inference_times_s: Sequence[float] | None = 
              samples: int | None = None, keep_decorrelation: bool = False, seed: int = 0,
              log: Callable[[str], None] = print) -> dict:
     """Evaluate the run in `run_dir` on `profile`; write and return evaluate-<profile>.json."""
-    from neurodecorr.backends.prepare import check_writable, load_run
-
     run_dir = Path(run_dir)
     check_writable(run_dir)
     target = load_profile(profile)
@@ -54,7 +53,7 @@ def evaluate(run_dir, profile: str, inference_times_s: Sequence[float] | None = 
         net = _deployed_copy(trained)
         net.install(make_device(chip, np.random.default_rng(np.random.SeedSequence(seed)), counts))
         with counts.during("inference"):
-            accuracy = float(np.mean(predict(net, x).argmax(axis=1) == y))
+            accuracy = float(np.mean(predict(net, x, fold=False).argmax(axis=1) == y))  # as prepared
         counts.samples["inference"] = len(y)
         missing = missing_prices(counts, chip)
         energy = None if missing else build_report(counts, chip)["inference_per_sample_j"]
@@ -68,7 +67,8 @@ def evaluate(run_dir, profile: str, inference_times_s: Sequence[float] | None = 
               "decorrelation": "kept as arrays" if keep_decorrelation else "folded into the weights",
               "rate_accuracy_ideal": float(np.mean(predict(learner.net, x).argmax(axis=1) == y)),
               "results": results}
-    rundir.write_json(run_dir / f"evaluate-{target.name}.json", report)
+    slug = "".join(c if c.isalnum() or c in "._+-" else "-" for c in target.name)  # a name, not a path
+    rundir.write_json(run_dir / f"evaluate-{slug}.json", report)
     return report
 
 

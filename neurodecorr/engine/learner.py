@@ -47,7 +47,7 @@ class Learner:
         must be exactly this learner's (the same names, shapes and dtypes), as a checkpoint of
         the same run is; a KeyError or ValueError names the first that is not."""
         if strict:
-            _check_same_arrays(self.arrays(), arrays)
+            check_same_arrays(self.arrays(), arrays)
         self.net.load_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("net/")})
         for k, v in arrays.items():
             if k.startswith("credit/"):
@@ -60,7 +60,7 @@ class Learner:
             {k[7:]: v for k, v in arrays.items() if k.startswith("device/")})
 
 
-def _check_same_arrays(mine: dict[str, np.ndarray], theirs: dict[str, np.ndarray]) -> None:
+def check_same_arrays(mine: dict[str, np.ndarray], theirs: dict[str, np.ndarray]) -> None:
     """`theirs` holds exactly the arrays of `mine`, plus the optimiser's per-synapse slots
     ("optim/layer0.W.m", …) that a fresh optimiser creates only at its first step."""
     def slot_of(name):  # "optim/layer0.W.m" → "net/layer0.W"

@@ -168,13 +168,14 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
     return traces
 
 
-def predict(net: Network, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+def predict(net: Network, x: np.ndarray, batch_size: int = 1024, fold: bool | None = None) -> np.ndarray:
     """Output pre-activations h_L (N, n_classes) in evaluation mode (μ frozen), in batches, on
-    the device as it is used after training (`device.inference()`: e.g. PCM after drift). A
-    device that programs a chip afresh for inference (`folds_for_inference`) is given the
-    deployed network: decorrelation folded into the weights (`nets.fold`)."""
+    the device as it is used after training (`device.inference()`: e.g. PCM after drift).
+    fold: run the deployed network, decorrelation folded into the weights (`nets.fold`); None:
+    as the device does after training (a chip programmed afresh for inference,
+    `folds_for_inference`, is given the deployed network)."""
     device = net.device.inference()
-    if device.folds_for_inference:
+    if device.folds_for_inference if fold is None else fold:
         from neurodecorr.nets.fold import folded_network
 
         net = folded_network(net)

@@ -58,7 +58,10 @@ def propagate_back(net: Network, traces: list[LayerTrace], e_out: np.ndarray,
 
     Centring with the batch mean (net.centre "batch") is part of the forward map in training,
     so the signal that leaves a decorrelated layer downwards loses its batch mean too:
-    ∂/∂a of R(a − mean_batch a) applied to g is Rᵀg − mean_batch(Rᵀg)."""
+    ∂/∂a of R(a − mean_batch a) applied to g is Rᵀg − mean_batch(Rᵀg). A running mean μ
+    (net.centre "running", which took in this batch with weight 0.1) is treated as a constant
+    of the step: that dependence on the batch is not propagated, so bp is then exact only up
+    to it."""
     dev = net.device
     batch_centred = net.centre == "batch"
     mods = [None] * len(net.layers)

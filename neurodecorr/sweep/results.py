@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neurodecorr.errors import RunError
+from neurodecorr.errors import NeurodecorrError, RunError
 from neurodecorr.sweep.runner import SWEEP_FILE
 
 BASE_KEYS = ("rule", "decor", "profile", "model")
@@ -111,10 +111,29 @@ def _number(value) -> float:
 
 
 def collect(out_dir: Path) -> tuple[list[dict], list[str]]:
-    """Every run's row, and the configuration keys."""
+    """Every run's row, and the configuration keys. Only the points of the sweep that wrote
+    sweep.json count: a directory left by an earlier grid is not this sweep's."""
     keys = sweep_config_keys(out_dir)
-    rows = [r for d in sorted(Path(out_dir).iterdir()) if d.is_dir() and (r := run_row(d, keys))]
+    points = _point_names(Path(out_dir))
+    rows = [r for d in sorted(Path(out_dir).iterdir())
+            if d.is_dir() and (points is None or d.name in points) and (r := run_row(d, keys))]
     return rows, keys
+
+
+def _point_names(out_dir: Path) -> set[str] | None:
+    """The run directory names of the sweep in out_dir/sweep.json (None: no sweep.json)."""
+    from neurodecorr.sweep.spec import Sweep
+
+    marker = out_dir / SWEEP_FILE
+    if not marker.exists():
+        return None
+    try:
+        written = json.loads(marker.read_text())
+        sweep = Sweep(written["name"], written.get("description", ""), written["base"], written["grid"])
+        return {name for name, _ in sweep.named_values()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, NeurodecorrError) as exc:
+        raise RunError(f"{marker} cannot be read ({type(exc).__name__}); run the sweep again to "
+                       f"rewrite it") from None
 
 
 def aggregate(rows: list[dict], config_keys: list[str]) -> list[dict]:
@@ -169,7 +188,8 @@ def _fmt(value, std=None, pct=False):
         text = f"{100 * value:.2f}"
         return text + (f" ± {100 * std:.2f}" if std else "")
     text = f"{value:.3g}" if isinstance(value, float) else str(value)
-    return text + (f" ± {std:.2g}" if std else "")
+    shown = std and std >= 5e-4 * abs(value)  # below the 3 digits shown (float sums): not a spread
+    return text + (f" ± {std:.2g}" if shown else "")
 
 
 def _values(rows: list[dict], get) -> str:

@@ -16,6 +16,7 @@ agree to about 1e-7 relative, not bit for bit (config.json records the threads e
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -33,21 +34,48 @@ CONNECT_TIMEOUT_S = 10
 
 
 def stored_hash(run_dir: Path) -> str | None:
-    """The settings hash of the run in `run_dir` (None if it holds none that can be read)."""
+    """What the run in `run_dir` is (`identity`: its settings, its profile's and its network
+    spec's content, as its config.json stored them); None if it holds none that can be read."""
     try:
         stored = json.loads((run_dir / "config.json").read_text())
-        return stored.get("settings_hash") or TrainConfig.from_dict(stored["train"]).settings_hash()
+        settings = stored.get("settings_hash") or TrainConfig.from_dict(stored["train"]).settings_hash()
+        return identity(settings, stored["profile"], stored["model_spec"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError, NeurodecorrError):
         return None
 
 
-def is_finished(run_dir: Path, config: TrainConfig) -> bool:
+def point_hash(config: TrainConfig, _cache: dict | None = None) -> str | None:
+    """What a run of `config` would be now (`identity`), its profile and spec as they load
+    today; None if either does not load (the run itself then reports why)."""
+    from neurodecorr.devices.loader import load_profile
+    from neurodecorr.nets.spec import load_spec
+
+    cache = {} if _cache is None else _cache
+    try:
+        for what, name, load in (("profile", config.profile, load_profile), ("spec", config.model, load_spec)):
+            if (what, name) not in cache:
+                cache[what, name] = load(name).to_dict()
+    except NeurodecorrError:
+        return None
+    return identity(config.settings_hash(), cache["profile", config.profile], cache["spec", config.model])
+
+
+def identity(settings_hash: str, profile: dict, spec: dict) -> str:
+    """One hash of a run's settings and of its profile's and spec's content (an edited profile
+    or spec file makes another run; where the file lives does not)."""
+    content = [settings_hash] + [{k: v for k, v in d.items() if k not in ("source", "description")}
+                                 for d in (profile, spec)]
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def is_finished(run_dir: Path, config: TrainConfig, _cache: dict | None = None) -> bool:
     try:
         metrics = json.loads((run_dir / "metrics.json").read_text())
         done = len(metrics["epochs"]) >= config.epochs
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    return done and (run_dir / "energy.json").exists() and stored_hash(run_dir) == config.settings_hash()
+    now = point_hash(config, _cache)
+    return done and (run_dir / "energy.json").exists() and now is not None and stored_hash(run_dir) == now
 
 
 def run_point(config: dict, run_dir: str, blas_threads: int = 1) -> dict:
@@ -99,8 +127,9 @@ def _kind(profile: str) -> str:
 
 def _check_changed(points: list[RunPoint], out: Path, rerun: bool, log) -> None:
     """Refuse (or, with rerun, clear) run directories holding a run with other settings."""
+    cache: dict = {}
     changed = [p for p in points if (out / p.name / "config.json").exists()
-               and stored_hash(out / p.name) != p.config.settings_hash()]
+               and (now := point_hash(p.config, cache)) is not None and stored_hash(out / p.name) != now]
     if changed and not rerun:
         names = ", ".join(p.name for p in changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
         raise RunError(f"{out}: {len(changed)} run director{'y holds a run' if len(changed) == 1 else 'ies hold runs'} "
@@ -139,7 +168,8 @@ def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None,
         raise RunError(f"--out {out} is a file, not a directory")
     points = sweep.points()
     _check_changed(points, out, rerun, log)
-    todo = [p for p in points if not is_finished(out / p.name, p.config)]
+    cache: dict = {}
+    todo = [p for p in points if not is_finished(out / p.name, p.config, cache)]
     log(f"sweep '{sweep.name}': {len(points)} runs, {len(points) - len(todo)} already finished, "
         f"{len(todo)} to run")
     try:
@@ -150,6 +180,13 @@ def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None,
     if not todo:
         return []
     scratch = out / ".dask-scratch"
+    import dask
+
+    with dask.config.set({"temporary-directory": str(scratch)}):  # the scheduler's scratch too
+        return _run(sweep, out, todo, scheduler, workers, scratch, log)
+
+
+def _run(sweep: Sweep, out: Path, todo: list[RunPoint], scheduler, workers, scratch: Path, log) -> list[dict]:
     client, cluster = _client(scheduler, workers, scratch)
     try:
         todo.sort(key=expected_cost, reverse=True)  # longest first: the workers finish together
@@ -160,7 +197,11 @@ def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None,
 
         summaries = []
         for i, future in enumerate(as_completed(futures), start=1):
-            s = future.result()
+            try:
+                s = future.result()
+            except Exception as exc:  # the worker died (out of memory, a crash): the others go on
+                s = {"run": futures[future].name, "status": "failed", "seconds": 0.0,
+                     "error": f"its worker process was lost ({type(exc).__name__}: {exc})"}
             summaries.append(s)
             detail = (f"test accuracy {100 * s['test_accuracy']:.2f}%" if s["status"] == "finished"
                       else f"FAILED: {s['error']}")

@@ -57,13 +57,17 @@ class Sweep:
         return [k for k in self.grid if k != "seed"]
 
     def points(self) -> list[RunPoint]:
+        return [RunPoint(name, TrainConfig.from_dict({**self.base, **chosen}), chosen)
+                for name, chosen in self.named_values()]
+
+    def named_values(self) -> list[tuple[str, dict]]:
+        """(run directory name, grid values) of every point, without building its settings."""
         keys = list(self.grid)
         slugs = {k: _unique_slugs(self.grid[k]) for k in keys}
         out = []
         for values in itertools.product(*(range(len(self.grid[k])) for k in keys)):
-            chosen = {k: self.grid[k][i] for k, i in zip(keys, values)}
             name = "_".join(f"{k}-{slugs[k][i]}" for k, i in zip(keys, values)) or "run"
-            out.append(RunPoint(name, TrainConfig.from_dict({**self.base, **chosen}), chosen))
+            out.append((name, {k: self.grid[k][i] for k, i in zip(keys, values)}))
         return out
 
     def to_dict(self) -> dict:
