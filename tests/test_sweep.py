@@ -191,13 +191,14 @@ def test_report_on_something_that_is_not_a_sweep_is_a_clear_error(tmp_path, digi
     run = tmp_path / "run"
     train(TrainConfig(epochs=1), run, data=digits, progress=False, log=lambda s: None)
     (tmp_path / "empty").mkdir()
+    # a folder that holds runs of `train`, not of a sweep (here: tmp_path itself)
     for target, message in ((run, "single training run"), (tmp_path / "nothing", "not a directory"),
-                            (tmp_path / "empty", "not a sweep")):
+                            (tmp_path / "empty", "not a sweep"), (tmp_path, "not a sweep")):
         done = subprocess.run([sys.executable, "-m", "neurodecorr", "report", str(target)],
                               capture_output=True, text=True)
         assert done.returncode == 2 and message in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
-    assert not (run / "results.md").exists()
+    assert not (run / "results.md").exists() and not (tmp_path / "results.md").exists()
 
 
 def test_bad_sweep_files_name_the_problem(tmp_path):

@@ -47,9 +47,8 @@ def sweep_config_keys(out_dir: Path) -> list[str]:
     elif (out_dir / "config.json").exists():
         raise RunError(f"{out_dir} is a single training run, not a sweep; its results are in its "
                        f"metrics.json (and `neurodecorr energy {out_dir}`)")
-    elif any((d / "config.json").exists() or (d / "point.json").exists()
-             for d in out_dir.iterdir() if d.is_dir()):
-        keys = []  # a sweep written before sweep.json existed
+    elif any((d / "point.json").exists() for d in out_dir.iterdir() if d.is_dir()):
+        keys = []  # a sweep written before sweep.json existed (its runs have point.json)
     else:
         raise RunError(f"{out_dir} is not a sweep's output directory (no {SWEEP_FILE} and no run "
                        f"directories); `neurodecorr sweep FILE --out {out_dir}` writes one")

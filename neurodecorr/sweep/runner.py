@@ -133,8 +133,8 @@ def _check_changed(points: list[RunPoint], out: Path, rerun: bool, log) -> None:
     if changed and not rerun:
         names = ", ".join(p.name for p in changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
         raise RunError(f"{out}: {len(changed)} run director{'y holds a run' if len(changed) == 1 else 'ies hold runs'} "
-                       f"with other settings than the sweep file now gives ({names}); pass --rerun to "
-                       f"train them afresh, or choose another --out")
+                       f"with other settings (or profile or network file content) than the sweep now gives "
+                       f"({names}); pass --rerun to train them afresh, or choose another --out")
     for p in changed:
         log(f"{p.name}: its settings changed; training it afresh (--rerun)")
         shutil.rmtree(out / p.name)
