@@ -3,7 +3,8 @@
 Writes a profile per mechanism (each a shipped chip with a few keys changed, `base = ...`), runs
 them as one sweep (Fashion-MNIST, small-mlp, 3 epochs, seed 42 unless --seeds), and prints per
 chip and mechanism the final test accuracy of bp, fa and np without and with the seed
-decorrelation, with training and inference energy per sample.
+decorrelation ("diverged": the run stopped on non-finite weights; "—": not run), with training
+and inference energy per sample.
 
     .venv/bin/python scripts/chip_table.py [--out runs/chip-table] [--seeds 42] [--workers 2]
         [--only loihi2,analog-rram]   (about 75 minutes on two cores for every chip, one seed)
@@ -106,10 +107,11 @@ def run(out: Path, plan: list[dict], seeds: list[int], workers: int) -> None:
 def table(out: Path, plan: list[dict]) -> str:
     from neurodecorr.sweep.results import aggregate, collect
 
-    rows = []
+    rows, failed = [], set()
     for sweep in sorted(out.glob("chips-*/")):
         found, keys = collect(sweep)
         rows += aggregate(found, keys)
+        failed |= {(r["profile"], r["rule"], r["decor"]) for r in found if r["status"] != "finished"}
     by = {(a["profile"], a["rule"], a["decor"]): a for a in rows}
     naive = {p["chip"]: p["profile"] for p in plan if p["decors"] == ["none", "seed"] and p["profile"] == p["chip"]}
     head = ("| chip | mechanism | " + " | ".join(f"{r} none → seed" for r in RULES)
@@ -119,9 +121,12 @@ def table(out: Path, plan: list[dict]) -> str:
         cells = []
         for rule in RULES:
             none_profile = p["profile"] if "none" in p["decors"] else naive.get(p["chip"], p["profile"])
-            a, b = by.get((none_profile, rule, "none")), by.get((p["profile"], rule, "seed"))
-            fmt = lambda e: "—" if e is None else f"{100 * e['test_accuracy']:.1f}"  # noqa: E731
-            cells.append(f"{fmt(a)} → {fmt(b)}")
+            ka, kb = (none_profile, rule, "none"), (p["profile"], rule, "seed")
+
+            def fmt(k):
+                return (f"{100 * by[k]['test_accuracy']:.1f}" if k in by
+                        else "diverged" if k in failed else "—")
+            cells.append(f"{fmt(ka)} → {fmt(kb)}")
         fa = by.get((p["profile"], "fa", "seed"))
         energy = [("—" if fa is None or not fa[k] > 0 else f"{fa[k] * 1e6:.3g}")
                   for k in ("training_per_sample_j", "inference_per_sample_j")]
