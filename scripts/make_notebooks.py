@@ -69,9 +69,9 @@ plt.show()'''),
         new_code_cell(SETUP),
         new_code_cell('''from neurodecorr.sweep import Sweep, report, run_sweep
 
-# 10,000 of the training samples keep this notebook to about a minute on two cores
+# 4,000 of the training samples keep this notebook to about half a minute on two cores
 sweep = Sweep("notebook", "", base={"dataset": data.name, "model": "small-mlp", "epochs": 2,
-                                    "train_samples": 10_000, "lr": 1e-3, "decor_lr": 1e-4},
+                                    "train_samples": 4_000, "lr": 1e-3, "decor_lr": 1e-4},
               grid={"profile": ["ideal", "loihi2"], "rule": ["bp", "fa", "np"],
                     "decor": ["none", "seed"]})
 summaries = run_sweep(sweep, workdir / "sweep", workers=2)
