@@ -1,5 +1,12 @@
+import os
+
 import numpy as np
 import pytest
+
+# Brian2's Cython target compiles every code object once per machine (about two minutes of a
+# cold test run); the tests simulate on its numpy target, except those that check the target
+# deploy picks (test_brian2.py, "best").
+os.environ.setdefault("NEURODECORR_BRIAN2_CODEGEN", "numpy")
 
 from neurodecorr.data import load_dataset
 

@@ -11,6 +11,7 @@ brian2 = pytest.importorskip("brian2")
 from neurodecorr.backends import DeployOptions, deploy  # noqa: E402
 from neurodecorr.backends.brian2_decor import spiking_decorrelation  # noqa: E402
 from neurodecorr.backends.brian2_deploy import (  # noqa: E402
+    CODEGEN_ENV,
     Brian2Backend,
     SpikingLayer,
     SpikingNet,
@@ -19,6 +20,7 @@ from neurodecorr.backends.brian2_deploy import (  # noqa: E402
     pick_codegen_target,
 )
 from neurodecorr.backends.prepare import relu_activations  # noqa: E402
+from neurodecorr.errors import RunError  # noqa: E402
 from neurodecorr.nets.fold import FoldedLayer  # noqa: E402
 
 pytestmark = [pytest.mark.brian2]
@@ -64,9 +66,11 @@ def test_reported_spike_counts_equal_spike_monitors(current_report):
 
 @pytest.mark.parametrize("target", ["numpy", "best"])
 @pytest.mark.parametrize("input_mode", ["current", "poisson"])
-def test_count_variables_equal_brian2_monitors_per_neuron(input_mode, target):
+def test_count_variables_equal_brian2_monitors_per_neuron(input_mode, target, monkeypatch):
     """One chunk of a small random net: each neuron's `count` against SpikeMonitor.count, on the
-    numpy target and on the one deploy picks (cython where it compiles)."""
+    numpy target and on the one deploy picks (cython where it compiles, whatever conftest set)."""
+    if target == "best":
+        monkeypatch.delenv(CODEGEN_ENV, raising=False)
     rng = np.random.default_rng(3)
     sizes = [5, 7, 6, 3]
     layers = [SpikingLayer(rng.normal(0, 0.6, (sizes[k + 1], sizes[k])),
@@ -120,3 +124,11 @@ def test_spiking_plasticity_halves_output_correlations(tmp_path):
     assert (tmp_path / "decor.png").stat().st_size > 0
     R = np.array(r["R"])
     assert not np.allclose(R, np.eye(len(R)))  # the synapses did learn
+
+
+def test_the_codegen_target_can_be_forced_and_a_wrong_one_is_named(monkeypatch):
+    monkeypatch.setenv(CODEGEN_ENV, "numpy")
+    assert pick_codegen_target() == "numpy"
+    monkeypatch.setenv(CODEGEN_ENV, "fortran")
+    with pytest.raises(RunError, match="fortran"):
+        pick_codegen_target()

@@ -48,6 +48,7 @@ Code generation: 'cython' where Cython compiles a test module, else 'numpy'; set
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -61,6 +62,7 @@ from neurodecorr.backends.prepare import BALANCE_SAMPLES, INPUT_MODES, balance_f
 from neurodecorr.errors import RunError
 from neurodecorr.nets.fold import FoldedLayer
 
+CODEGEN_ENV = "NEURODECORR_BRIAN2_CODEGEN"
 MAX_SYNAPSES = 3e7  # synapses in one Brian2 run (≈ 1–2 GB of Brian2 state)
 MAX_CURVE_POINTS = 200
 MONITOR_AUTO_LIMIT = 1e8  # spiking neuron-steps up to which SpikeMonitors are on by default
@@ -69,8 +71,13 @@ MONITOR_AUTO_LIMIT = 1e8  # spiking neuron-steps up to which SpikeMonitors are o
 # ---------------------------------------------------------------------------- code generation
 
 def pick_codegen_target() -> str:
-    """'cython' if Cython is importable and compiles a test module with the C compiler here,
-    else 'numpy'."""
+    """$NEURODECORR_BRIAN2_CODEGEN if set ('numpy' or 'cython'); else 'cython' if Cython is
+    importable and compiles a test module with the C compiler here, else 'numpy'."""
+    forced = os.environ.get(CODEGEN_ENV)
+    if forced:
+        if forced not in ("numpy", "cython"):
+            raise RunError(f"${CODEGEN_ENV}: expected numpy or cython, found {forced!r}")
+        return forced
     try:
         from brian2.codegen.runtime.cython_rt import CythonCodeObject
 
