@@ -50,7 +50,7 @@ def sweep_config_keys(out_dir: Path) -> list[str]:
     elif any((d / "point.json").exists() for d in out_dir.iterdir() if d.is_dir()):
         keys = []  # a sweep written before sweep.json existed (its runs have point.json)
     else:
-        raise RunError(f"{out_dir} is not a sweep's output directory (no {SWEEP_FILE} and no run "
+        raise RunError(f"{out_dir} is not a sweep's output directory (no {SWEEP_FILE} and no sweep run "
                        f"directories); `neurodecorr sweep FILE --out {out_dir}` writes one")
     return keys + [k for k in BASE_KEYS if k not in keys]
 
