@@ -30,20 +30,12 @@ METRICS = ("test_accuracy", "training_per_sample_j", "inference_per_sample_j", "
 UJ = 1e-6
 
 
-def sweep_config_keys(out_dir: Path) -> list[str]:
-    """The configuration keys of the sweep in `out_dir`: its grid keys but the seed, then the
-    base keys not among them. A directory that is not a sweep's is a RunError."""
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise RunError(f"{out_dir} is not a directory of sweep runs")
-    marker = out_dir / SWEEP_FILE
-    if marker.exists():
-        try:
-            grid = json.loads(marker.read_text())["grid"]
-            keys = [str(k) for k in grid if k != "seed"]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise RunError(f"{marker} cannot be read ({type(exc).__name__}); run the sweep again "
-                           f"to rewrite it") from None
+def sweep_config_keys(out_dir: Path, written) -> list[str]:
+    """The configuration keys of the sweep in `out_dir` (`written`: what its sweep.json holds,
+    `_written_sweep`): its grid keys but the seed, then the base keys not among them. A
+    directory that is not a sweep's is a RunError."""
+    if written is not None:
+        keys = written[0].config_keys
     elif (out_dir / "config.json").exists():
         raise RunError(f"{out_dir} is a single training run, not a sweep; its results are in its "
                        f"metrics.json (and `neurodecorr energy {out_dir}`)")
@@ -112,15 +104,20 @@ def _number(value) -> float:
 def collect(out_dir: Path) -> tuple[list[dict], list[str]]:
     """Every run's row, and the configuration keys. Only the points of the sweep that wrote
     sweep.json count: a directory left by an earlier grid is not this sweep's."""
-    keys = sweep_config_keys(out_dir)
-    points = _point_names(Path(out_dir))
-    rows = [r for d in sorted(Path(out_dir).iterdir())
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise RunError(f"{out_dir} is not a directory of sweep runs")
+    written = _written_sweep(out_dir)
+    keys = sweep_config_keys(out_dir, written)
+    points = None if written is None else written[1]
+    rows = [r for d in sorted(out_dir.iterdir())
             if d.is_dir() and (points is None or d.name in points) and (r := run_row(d, keys))]
     return rows, keys
 
 
-def _point_names(out_dir: Path) -> set[str] | None:
-    """The run directory names of the sweep in out_dir/sweep.json (None: no sweep.json)."""
+def _written_sweep(out_dir: Path):
+    """(the Sweep that wrote out_dir/sweep.json, the names of its run directories); None if
+    there is no sweep.json."""
     from neurodecorr.sweep.spec import Sweep
 
     marker = out_dir / SWEEP_FILE
@@ -129,7 +126,7 @@ def _point_names(out_dir: Path) -> set[str] | None:
     try:
         written = json.loads(marker.read_text())
         sweep = Sweep(written["name"], written.get("description", ""), written["base"], written["grid"])
-        return {name for name, _ in sweep.named_values()}
+        return sweep, {name for name, _ in sweep.named_values()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError, NeurodecorrError) as exc:
         raise RunError(f"{marker} cannot be read ({type(exc).__name__}); run the sweep again to "
                        f"rewrite it") from None
