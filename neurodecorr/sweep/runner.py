@@ -44,13 +44,13 @@ def stored_hash(run_dir: Path) -> str | None:
         return None
 
 
-def point_hash(config: TrainConfig, _cache: dict | None = None) -> str | None:
+def point_hash(config: TrainConfig, cache: dict) -> str | None:
     """What a run of `config` would be now (`identity`), its profile and spec as they load
-    today; None if either does not load (the run itself then reports why)."""
+    today (each loaded once into `cache`); None if either does not load (the run itself then
+    reports why)."""
     from neurodecorr.devices.loader import load_profile
     from neurodecorr.nets.spec import load_spec
 
-    cache = {} if _cache is None else _cache
     try:
         for what, name, load in (("profile", config.profile, load_profile), ("spec", config.model, load_spec)):
             if (what, name) not in cache:
@@ -68,13 +68,13 @@ def identity(settings_hash: str, profile: dict, spec: dict) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def is_finished(run_dir: Path, config: TrainConfig, _cache: dict | None = None) -> bool:
+def is_finished(run_dir: Path, config: TrainConfig, now: str | None) -> bool:
+    """Has `run_dir` completed the run that `config` is now (`now`: its `point_hash`)?"""
     try:
         metrics = json.loads((run_dir / "metrics.json").read_text())
         done = len(metrics["epochs"]) >= config.epochs
     except (OSError, ValueError, KeyError, TypeError):
         return False
-    now = point_hash(config, _cache)
     return done and (run_dir / "energy.json").exists() and now is not None and stored_hash(run_dir) == now
 
 
@@ -125,11 +125,11 @@ def _kind(profile: str) -> str:
         return "ideal"
 
 
-def _check_changed(points: list[RunPoint], out: Path, rerun: bool, log) -> None:
-    """Refuse (or, with rerun, clear) run directories holding a run with other settings."""
-    cache: dict = {}
+def _check_changed(points: list[RunPoint], now: dict[str, str | None], out: Path, rerun: bool, log) -> None:
+    """Refuse (or, with rerun, clear) run directories holding a run with other settings (`now`:
+    each point's `point_hash`)."""
     changed = [p for p in points if (out / p.name / "config.json").exists()
-               and (now := point_hash(p.config, cache)) is not None and stored_hash(out / p.name) != now]
+               and now[p.name] is not None and stored_hash(out / p.name) != now[p.name]]
     if changed and not rerun:
         names = ", ".join(p.name for p in changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
         raise RunError(f"{out}: {len(changed)} run director{'y holds a run' if len(changed) == 1 else 'ies hold runs'} "
@@ -167,9 +167,10 @@ def run_sweep(sweep: Sweep, out: str | Path, scheduler: str | None = None,
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} is a file, not a directory")
     points = sweep.points()
-    _check_changed(points, out, rerun, log)
     cache: dict = {}
-    todo = [p for p in points if not is_finished(out / p.name, p.config, cache)]
+    now = {p.name: point_hash(p.config, cache) for p in points}
+    _check_changed(points, now, out, rerun, log)
+    todo = [p for p in points if not is_finished(out / p.name, p.config, now[p.name])]
     log(f"sweep '{sweep.name}': {len(points)} runs, {len(points) - len(todo)} already finished, "
         f"{len(todo)} to run")
     try:
