@@ -23,9 +23,21 @@ from pathlib import Path
 
 RULES = ("bp", "fa", "np")
 
+
+def _where_R_lives(shipped: str) -> dict[str, tuple[dict | str, bool]]:
+    """A crossbar's choices of where R lives, the best of them shipped as profile `shipped`."""
+    return {
+        "residual R": ({"crossbar": {"decorrelation": "residual"}}, False),
+        "R in the periphery": ({"crossbar": {"decorrelation": "periphery"}}, False),
+        f"R in the periphery, noise per step ({shipped})": (shipped, True),
+        "... and 4 reads": ({"crossbar": {"decorrelation": "periphery", "read_noise_scope": "step",
+                                          "training_reads": 4}}, True),
+    }
+
+
 # chip → mechanism → (the keys it changes, or the shipped profile that is it; does it change runs
 # without decorrelation)
-MECHANISMS: dict[str, dict[str, tuple[dict, bool]]] = {
+MECHANISMS: dict[str, dict[str, tuple[dict | str, bool]]] = {
     "ideal": {"float32": ({}, True)},
     "loihi2": {
         "naive (direct, R on the grid)": ({}, True),
@@ -35,11 +47,7 @@ MECHANISMS: dict[str, dict[str, tuple[dict, bool]]] = {
     },
     "analog-pcm": {
         "naive (mixed precision, R on an array)": ({}, True),
-        "residual R": ({"crossbar": {"decorrelation": "residual"}}, False),
-        "R in the periphery": ({"crossbar": {"decorrelation": "periphery"}}, False),
-        "R in the periphery, noise per step (analog-pcm-periphery)": ("analog-pcm-periphery", True),
-        "... and 4 reads": ({"crossbar": {"decorrelation": "periphery", "read_noise_scope": "step",
-                                          "training_reads": 4}}, True),
+        **_where_R_lives("analog-pcm-periphery"),
     },
     "analog-rram": {
         "naive (direct pulses, R on an array)": ({}, True),
@@ -48,11 +56,7 @@ MECHANISMS: dict[str, dict[str, tuple[dict, bool]]] = {
         "ttv2": ({"crossbar": {"mechanism": "ttv2"}}, True),
         "chopped-ttv2": ({"crossbar": {"mechanism": "chopped-ttv2"}}, True),
         "agad": ({"crossbar": {"mechanism": "agad"}}, True),
-        "residual R": ({"crossbar": {"decorrelation": "residual"}}, False),
-        "R in the periphery": ({"crossbar": {"decorrelation": "periphery"}}, False),
-        "R in the periphery, noise per step (analog-rram-periphery)": ("analog-rram-periphery", True),
-        "... and 4 reads": ({"crossbar": {"decorrelation": "periphery", "read_noise_scope": "step",
-                                          "training_reads": 4}}, True),
+        **_where_R_lives("analog-rram-periphery"),
     },
     "analog-symmetric": {
         "naive (direct pulses, R on an array)": ({}, True),
@@ -117,16 +121,15 @@ def table(out: Path, plan: list[dict]) -> str:
     head = ("| chip | mechanism | " + " | ".join(f"{r} none → seed" for r in RULES)
             + " | training µJ/sample (fa seed) | inference µJ/sample (fa seed) |")
     lines = [head, "|" + "---|" * (4 + len(RULES))]
+
+    def fmt(k):
+        return f"{100 * by[k]['test_accuracy']:.1f}" if k in by else "diverged" if k in failed else "—"
+
     for p in plan:
         cells = []
         for rule in RULES:
             none_profile = p["profile"] if "none" in p["decors"] else naive.get(p["chip"], p["profile"])
-            ka, kb = (none_profile, rule, "none"), (p["profile"], rule, "seed")
-
-            def fmt(k):
-                return (f"{100 * by[k]['test_accuracy']:.1f}" if k in by
-                        else "diverged" if k in failed else "—")
-            cells.append(f"{fmt(ka)} → {fmt(kb)}")
+            cells.append(f"{fmt((none_profile, rule, 'none'))} → {fmt((p['profile'], rule, 'seed'))}")
         fa = by.get((p["profile"], "fa", "seed"))
         energy = [("—" if fa is None or not fa[k] > 0 else f"{fa[k] * 1e6:.3g}")
                   for k in ("training_per_sample_j", "inference_per_sample_j")]
