@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurodecorr import kernels
 from neurodecorr.keys import ArrayKey
 from neurodecorr.numerics import DTYPE
 
@@ -49,14 +50,8 @@ class PCMCells:
 
     def pulse(self, w: np.ndarray, n: np.ndarray, params: dict, rng) -> int:
         """w += n·ε (+ noise), in place, where n ≠ 0; returns how many devices moved."""
-        moved = n != 0
-        if moved.any():
-            eps = DTYPE(self.spec.update_granularity)
-            inc = n[moved] * eps
-            noise = self.spec.update_noise * np.sqrt(np.abs(n[moved])) * eps
-            w[moved] += inc + noise * rng.standard_normal(inc.shape, dtype=DTYPE)
-        np.clip(w, -1, 1, out=w)
-        return int(np.count_nonzero(moved))
+        return kernels.pulse_(w, n, self.spec.update_granularity, self.spec.update_noise, rng,
+                              self.bounds)
 
 
 class RRAMCells:

@@ -43,6 +43,7 @@ import copy
 
 import numpy as np
 
+from neurodecorr import kernels
 from neurodecorr.devices.cells import CELLS
 from neurodecorr.devices.ideal import IdealDevice
 from neurodecorr.devices.mechanisms import make_mechanism
@@ -60,7 +61,9 @@ def _half(a: np.ndarray) -> np.ndarray:
     if not np.isfinite(peak) or peak == 0.0:
         return a
     shift = DTYPE(2.0 ** (15 - np.ceil(np.log2(peak))))  # peak·shift in (2^14, 2^15]
-    return (a * shift).astype(np.float16).astype(DTYPE) / shift
+    out = kernels.half(a * shift)
+    out /= shift
+    return out
 
 
 def pcm_read_sigma(g: np.ndarray, t_s: float, t_read_s: float) -> np.ndarray:
@@ -84,6 +87,29 @@ def pcm_drift(g: np.ndarray, t_s: float, t0_s: float, rng: np.random.Generator) 
     return (g * ((t_s + t0_s) / t0_s) ** (-nu)).astype(DTYPE)
 
 
+def _tile_bounds(n: int, tile: int) -> list[tuple[int, int]]:
+    return [(k, min(k + tile, n)) for k in range(0, n, tile)]
+
+
+def _tiled(x: np.ndarray, M: np.ndarray, tile: int) -> np.ndarray:
+    """Per tile of `tile` rows of M (n_in, n_out), the partial products x[:, tile] M[tile]:
+    (T, B, n_out). Full tiles are one stacked product over views; a last, shorter tile its own."""
+    n_in = M.shape[0]
+    full = n_in // tile
+    out = np.empty((full + (n_in % tile > 0), len(x), M.shape[1]), dtype=DTYPE)
+    if full:
+        xs = x[:, :full * tile].reshape(len(x), full, tile).transpose(1, 0, 2)
+        np.matmul(xs, M[:full * tile].reshape(full, tile, M.shape[1]), out=out[:full])
+    if n_in % tile:
+        np.matmul(x[:, full * tile:], M[full * tile:], out=out[full])
+    return out
+
+
+def _tiled_sums(x: np.ndarray, tile: int) -> np.ndarray:
+    """Per tile of `tile` columns of x (B, n_in), each row's sum: (T, B, 1)."""
+    return np.stack([x[:, a:b].sum(axis=1, keepdims=True) for a, b in _tile_bounds(x.shape[1], tile)])
+
+
 class CrossbarDevice(IdealDevice):
     def __init__(self, profile, rng=None, counter=None, read_time_s: float | None = None):
         super().__init__(profile, rng, counter)
@@ -99,6 +125,7 @@ class CrossbarDevice(IdealDevice):
         self._noise_sq: dict[ArrayKey, tuple[np.ndarray, np.ndarray]] = {}
         self._step_noise: dict[ArrayKey, np.ndarray] = {}  # read_noise_scope "step": this step's
         self._residual: dict[ArrayKey, np.ndarray] = {}     # R − I of residual arrays (cached)
+        self._half: dict[ArrayKey, np.ndarray] = {}         # R in the periphery as float16 operands
         if read_time_s is None and self.pcm is not None:
             read_time_s = self.pcm.t0_s
         self.read_time_s = read_time_s
@@ -124,6 +151,7 @@ class CrossbarDevice(IdealDevice):
 
     def begin_step(self) -> None:
         self._step_noise.clear()
+        self._half.clear()
 
     # ----------------------------------------------------------------- install and write
     def install(self, key, array):
@@ -140,6 +168,7 @@ class CrossbarDevice(IdealDevice):
             super().write(array, delta, key)
             return
         if storage == "periphery":  # a digital read-modify-write of the float32 master
+            self._half.pop(key, None)
             np.subtract(array, delta, out=array)
             self.counter.periphery(key, ops=array.size, bytes=2 * MASTER_BYTES * array.size)
             return
@@ -149,7 +178,7 @@ class CrossbarDevice(IdealDevice):
         rescaled = self.xb.adapt_range and self._adapt_scale(values, delta, key)
         scale = DTYPE(self.scales[key])
         w = values / scale
-        moved = self.mechanism.write(key, w, -delta / scale)
+        moved = self.mechanism.write(key, w, np.divide(delta, -scale))
         # a rescale reprograms every (nonzero) device; else the moved ones
         self.counter.writes(key, values if rescaled else moved, values.size)
         np.multiply(w, scale, out=values)
@@ -160,7 +189,7 @@ class CrossbarDevice(IdealDevice):
         """Reset the array's digital scale when the written values would leave the device range
         or use under a quarter of it; the devices are reprogrammed to the same weights.
         Returns whether it did."""
-        target_max = float(np.max(np.abs(values - delta))) if values.size else 0.0
+        target_max = kernels.max_abs_diff(values, delta)
         limit = self.cells.range * self.scales[key]
         fitted = max(target_max, 1e-12) * self.xb.weight_headroom / self.cells.range
         if target_max > limit or 4 * fitted < self.scales[key]:
@@ -223,7 +252,10 @@ class CrossbarDevice(IdealDevice):
         if storage == "periphery":  # the master read from SRAM once per batch, float16 MACs
             self.counter.product(key, x, n_out, periphery=True)
             self.counter.periphery(key, bytes=MASTER_BYTES * W.size)
-            x16, W16 = _half(x), _half(W)
+            W16 = self._half.get(key)
+            if W16 is None:  # operands of this step's reads (dropped at a write and each step)
+                W16 = self._half[key] = _half(W)
+            x16 = _half(x)
             return x16 @ W16 if transposed else x16 @ W16.T
         reads = self._reads()
         for _ in range(reads):
@@ -250,6 +282,8 @@ class CrossbarDevice(IdealDevice):
         return np.rint(v / adc_step) * adc_step
 
     def _product(self, x, W, key, transposed):
+        """x through the array's tiles (all tiles at once: one batched product, one noise draw,
+        one fused pass for the ADCs), in engine units."""
         xb = self.xb
         scale = DTYPE(self.scales[key])
         per_step = self._per_step()
@@ -259,29 +293,26 @@ class CrossbarDevice(IdealDevice):
         else:
             noise_sq = self._read_noise_sq(W, key)
             rram_sd = (self.rram.read_noise * self.rram.w_max) if self.rram is not None else 0.0
-        w = W / scale                       # (n_out, n_in) device units
-        if transposed:
-            w = w.T
-            noise_sq = None if noise_sq is None else noise_sq.T
+        # y = xq M with M (n_in, n_out): Wᵀ forward, W transposed; tiles split M's first axis
+        M = W if transposed else W.T
         x_max = np.max(np.abs(x), axis=1, keepdims=True)
         x_max[x_max == 0] = 1
         levels = 2 ** (xb.dac_bits - 1) - 1
         xq = np.rint(np.clip(x / x_max, -1, 1) * levels) * DTYPE(xb.input_bound / levels)
-        adc_step = DTYPE(2 * xb.output_bound / (2 ** xb.adc_bits - 2))
-        averaged = DTYPE(1 / np.sqrt(self._reads()))  # the mean of `reads` reads
-        y = np.zeros((len(x), w.shape[0]), dtype=DTYPE)
-        for k in range(0, w.shape[1], xb.tile_size):
-            xt = xq[:, k:k + xb.tile_size]
-            part = xt @ w[:, k:k + xb.tile_size].T
-            var = np.zeros_like(part) if noise_sq is None else (xt * xt) @ noise_sq[:, k:k + xb.tile_size].T
-            if rram_sd:
-                var += DTYPE(rram_sd ** 2) * np.sum(xt * xt, axis=1, keepdims=True)
-            sd = np.sqrt(var + DTYPE(xb.output_noise ** 2))
-            if averaged != 1:
-                sd *= averaged
-            part += sd * self.rng.standard_normal(part.shape, dtype=DTYPE)
-            np.clip(part, -xb.output_bound, xb.output_bound, out=part)
-            y += np.rint(part / adc_step) * adc_step
+        parts = _tiled(xq, M, xb.tile_size)
+        parts /= scale                                       # device units
+        sd = DTYPE(xb.output_noise)
+        if noise_sq is not None:
+            var = _tiled(xq * xq, noise_sq if transposed else noise_sq.T, xb.tile_size)
+            var += DTYPE(xb.output_noise ** 2)
+            sd = np.sqrt(var, out=var)
+        elif rram_sd:
+            sq = _tiled_sums(xq * xq, xb.tile_size)              # (T, B, 1)
+            sd = np.sqrt(DTYPE(rram_sd ** 2) * sq + DTYPE(xb.output_noise ** 2))
+        noise = self.rng.standard_normal(parts.shape, dtype=DTYPE)
+        noise *= sd * DTYPE(1 / np.sqrt(self._reads()))       # the mean of `reads` reads
+        adc_step = 2 * xb.output_bound / (2 ** xb.adc_bits - 2)
+        y = kernels.adc_sum(parts, noise, xb.output_bound, adc_step)
         return y * (x_max * (scale / DTYPE(xb.input_bound)))
 
     # ----------------------------------------------------------------- inference

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurodecorr import kernels
 from neurodecorr.devices.quantise import stochastic_round
 from neurodecorr.keys import ArrayKey
 from neurodecorr.numerics import DTYPE
@@ -71,15 +72,10 @@ class MixedPrecision(Direct):
         dev, cells = self.device, self.device.cells
         params = cells.params(dev, key)
         acc = dev.extra["acc", key]
-        acc += change
-        step = cells.nominal_step()  # the periphery's threshold: one nominal step
-        n = np.trunc(acc / step)
-        limit = cells.limit()  # pulses per update the cell takes; what is over stays in χ
-        if limit < np.iinfo(np.int32).max:
-            np.clip(n, -limit, limit, out=n)
+        # χ += change; n = trunc(χ / one nominal step), at most the pulses per update the cell
+        # takes (what is over stays in χ); χ −= n·step
+        n = kernels.accumulate_pulses_(acc, change, cells.nominal_step(), cells.limit())
         moved = n != 0
-        if moved.any():
-            acc[moved] -= n[moved] * step
         cells.pulse(w, n, params, dev.rng)
         dev.counter.periphery(key, ops=acc.size, bytes=2 * F32_BYTES * acc.size)
         return moved

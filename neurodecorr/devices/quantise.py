@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurodecorr import kernels
 from neurodecorr.numerics import DTYPE
 
 
 def stochastic_round(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Round to a neighbouring integer, up with probability equal to the fractional part:
-    E[stochastic_round(x)] = x (unbiased), so updates smaller than one step are not lost."""
-    low = np.floor(x)
-    return low + (rng.random(x.shape, dtype=DTYPE) < (x - low))
+    E[stochastic_round(x)] = x (unbiased), so updates smaller than one step are not lost.
+    One draw of `rng` per call (the key of `kernels`' counter-based uniforms)."""
+    return kernels.to_grid(x, 1.0, -np.inf, np.inf, kernels.draw_key(rng))
 
 
 def to_grid(x: np.ndarray, step: float, lo: float, hi: float, rng: np.random.Generator | None = None,
             ) -> np.ndarray:
-    """x on the grid {k·step} clipped to [lo, hi]: nearest rounding, or stochastic with `rng`."""
-    scaled = np.asarray(x, dtype=DTYPE) / DTYPE(step)
-    rounded = stochastic_round(scaled, rng) if rng is not None else np.rint(scaled)
-    return (np.clip(rounded, lo / step, hi / step) * DTYPE(step)).astype(DTYPE, copy=False)
+    """x on the grid {k·step} clipped to [lo, hi]: nearest rounding, or stochastic with `rng`
+    (one fused pass, `kernels.to_grid`)."""
+    key = None if rng is None else kernels.draw_key(rng)
+    return kernels.to_grid(x, step, lo / step, hi / step, key)
 
 
 def fixed_point(x: np.ndarray, bits: int, frac_bits: int, rng: np.random.Generator | None = None,

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neurodecorr import kernels
+
 LEAKY_SLOPE = 0.01  # torch.nn.LeakyReLU's default, as in the paper's reference code
 _SLOPE = np.float32(LEAKY_SLOPE)
 
@@ -25,12 +27,11 @@ class Activation:
 
 
 def _leaky_relu(h):
-    return np.maximum(h, h * _SLOPE)  # f(h) = max(h, 0.01 h) since the slope is below 1
+    return kernels.leaky_relu(h, _SLOPE)  # f(h) = max(h, 0.01 h) since the slope is below 1
 
 
 def _leaky_relu_back(h, signal):
-    signal *= np.maximum(np.sign(h), _SLOPE)  # f'(h) = 1 for h > 0, else the slope
-    return signal
+    return kernels.times_leaky_derivative_(h, signal, _SLOPE)  # f'(h) = 1 for h > 0, else the slope
 
 
 def _relu_back(h, signal):

@@ -1,0 +1,357 @@
+"""Fused element-wise kernels: one pass over memory where numpy makes several.
+
+A training step's matrix products run at the BLAS's rate; what kept the engine below it was
+element-wise work done as chains of numpy passes, each reading and writing whole arrays: Adam's
+ten passes over every synapse, the fixed-point rounding of every write on a digital chip, the
+float16 operands of a crossbar's periphery. Each kernel here does one such chain in one pass.
+
+With numba (a dependency) the kernels are compiled once per machine (cached beside this file)
+and run on one thread; `NEURODECORR_KERNELS=numpy` selects the pure-numpy versions, which
+compute the same values (up to float32 rounding order in `adam_`; bit for bit elsewhere —
+`tests/test_kernels.py` holds the two together in the same run). Without numba installed, numpy
+is used.
+
+Random numbers for stochastic rounding are counter-based: one 64-bit key drawn from the caller's
+generator per call, and for element i the uniform u_i = splitmix64(key + i·φ) >> 40, times 2^−24
+(24 random bits, in [0, 1)). A result depends on the generator's state and the array's values
+only, not on the number of threads.
+
+Shapes: any (arrays are flattened; they must be C-contiguous float32 where written in place).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from neurodecorr.numerics import DTYPE
+
+KERNELS_ENV = "NEURODECORR_KERNELS"
+_CHOICES = ("numba", "numpy")
+
+_choice = os.environ.get(KERNELS_ENV, "numba")
+if _choice not in _CHOICES:
+    raise ValueError(f"{KERNELS_ENV}={_choice!r}: expected one of {', '.join(_CHOICES)}")
+try:
+    if _choice != "numba":
+        raise ImportError
+    import numba
+except ImportError:
+    numba = None
+
+BACKEND = "numba" if numba is not None else "numpy"
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S40 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(40)
+_TO_UNIT = np.float32(2.0 ** -24)
+_F16_MIN_NORMAL = np.float32(2.0 ** -14)   # float16's smallest normal number
+_F16_SUB_STEP = np.float32(2.0 ** -24)     # float16's spacing below it
+_F16_OVERFLOW = np.float32(65520.0)        # float16 rounds this and above to infinity
+
+
+def draw_key(rng: np.random.Generator) -> np.uint64:
+    """The 64-bit key of one call's uniforms, drawn from `rng` (advances it by one draw)."""
+    return np.uint64(rng.integers(0, 2**63, dtype=np.int64))
+
+
+# ----------------------------------------------------------------------- pure numpy
+def _np_uniforms(n: int, key: np.uint64) -> np.ndarray:
+    z = np.arange(n, dtype=np.uint64) * _GOLDEN + key
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    z ^= z >> _S31
+    return (z >> _S40).astype(DTYPE) * _TO_UNIT
+
+
+def _np_adam(g, m, v, b1, b2, lr_t, eps_t):
+    tmp = np.multiply(g, DTYPE(1) - b1)
+    m *= b1
+    m += tmp
+    np.square(g, out=tmp)
+    tmp *= DTYPE(1) - b2
+    v *= b2
+    v += tmp
+    np.sqrt(v, out=tmp)
+    tmp += eps_t
+    np.divide(m, tmp, out=g)
+    g *= lr_t
+
+
+def _np_leaky(h, slope):
+    return np.maximum(h, h * slope)
+
+
+def _np_leaky_back(h, signal, slope):
+    signal *= np.maximum(np.sign(h), slope)
+
+
+def _np_to_grid(x, step, lo, hi, key):
+    scaled = x / DTYPE(step)
+    if key is None:
+        rounded = np.rint(scaled)
+    else:
+        low = np.floor(scaled)
+        rounded = low + (_np_uniforms(scaled.size, key).reshape(scaled.shape) < (scaled - low))
+    return (np.clip(rounded, DTYPE(lo), DTYPE(hi)) * DTYPE(step)).astype(DTYPE, copy=False)
+
+
+def _np_accumulate(acc, change, step, limit):
+    acc += change
+    n = np.trunc(acc / step)
+    np.clip(n, -limit, limit, out=n)
+    moved = n != 0
+    acc[moved] -= n[moved] * step
+    return n
+
+
+def _np_pulse(w, n, eps, coeff, normals, lo, hi):
+    moved = n != 0
+    inc = n[moved] * eps
+    w[moved] += inc + coeff * np.sqrt(np.abs(n[moved])) * eps * normals
+    np.clip(w, lo, hi, out=w)
+
+
+def _np_max_abs_diff(a, b):
+    return float(np.max(np.abs(a - b))) if a.size else 0.0
+
+
+def _np_half(a):
+    return a.astype(np.float16).astype(DTYPE)
+
+
+def _np_adc_sum(parts, noise, bound, step):
+    parts = parts + noise
+    np.clip(parts, -bound, bound, out=parts)
+    return (np.rint(parts / step) * step).sum(axis=0, dtype=DTYPE)
+
+
+# ----------------------------------------------------------------------- numba
+# Each kernel is the numpy version above as one loop on one thread. (numba's parallel loops
+# measured up to 20 times slower than one thread while another process kept a core busy: each
+# launch waits for a second core. A step's matrix products use the BLAS's threads.)
+if numba is not None:
+    _jit = numba.njit(nogil=True, cache=True, error_model="numpy")  # no zero-division checks: SIMD
+
+    @numba.njit(inline="always", cache=True)
+    def _nb_uniform(key, i):
+        z = np.uint64(i) * _GOLDEN + key
+        z = (z ^ (z >> _S30)) * _M1
+        z = (z ^ (z >> _S27)) * _M2
+        z = z ^ (z >> _S31)
+        return np.float32(z >> _S40) * _TO_UNIT
+
+    @_jit
+    def _nb_adam(g, m, v, b1, b2, lr_t, eps_t):
+        c1, c2 = np.float32(1) - b1, np.float32(1) - b2
+        for i in range(g.size):
+            gi = g[i]
+            mi = m[i] * b1 + gi * c1
+            vi = v[i] * b2 + (gi * gi) * c2
+            m[i] = mi
+            v[i] = vi
+            g[i] = (mi / (np.sqrt(vi) + eps_t)) * lr_t
+
+    @_jit
+    def _nb_leaky(h, out, slope):
+        for i in range(h.size):
+            x = h[i]
+            y = x * slope
+            out[i] = x if x > y else y
+
+    @_jit
+    def _nb_leaky_back(h, signal, slope):
+        for i in range(h.size):
+            x = h[i]
+            signal[i] *= np.float32(1) if x > 0 else (slope if x <= 0 else x)  # NaN stays NaN
+
+    @_jit
+    def _nb_to_grid(x, out, step, lo, hi, key, stochastic):
+        for i in range(x.size):
+            s = x[i] / step
+            if stochastic:
+                low = np.floor(s)
+                r = low + (np.float32(1) if _nb_uniform(key, i) < s - low else np.float32(0))
+            else:
+                r = np.rint(s)
+            if r < lo:
+                r = lo
+            elif r > hi:
+                r = hi
+            out[i] = r * step
+
+    @_jit
+    def _nb_half(a, bits, out, out_bits):  # a and bits: one array seen as float32 and as uint32
+        for i in range(a.size):
+            y = a[i]
+            ay = abs(y)
+            if ay < _F16_MIN_NORMAL:  # float16's subnormals: one fixed spacing
+                out[i] = np.rint(y / _F16_SUB_STEP) * _F16_SUB_STEP
+            elif ay >= _F16_OVERFLOW:  # what float16 cannot hold (infinities included)
+                out[i] = np.inf if y > 0 else -np.inf
+            elif ay != ay:  # NaN
+                out[i] = y
+            else:  # the 23-bit mantissa to float16's 10 bits, to nearest, ties to even
+                b = bits[i]
+                out_bits[i] = (b + np.uint32(0x0FFF) + ((b >> np.uint32(13)) & np.uint32(1))) \
+                    & np.uint32(0xFFFFE000)
+
+    @_jit
+    def _nb_accumulate(acc, change, step, limit, n):
+        for i in range(acc.size):
+            a = acc[i] + change[i]
+            k = np.trunc(a / step)
+            if k < -limit:
+                k = -limit
+            elif k > limit:
+                k = limit
+            if k != 0:
+                a -= k * step
+            acc[i] = a
+            n[i] = k
+
+    @_jit
+    def _nb_pulse(w, n, eps, coeff, normals, lo, hi):
+        k = 0
+        for i in range(w.size):
+            wi = w[i]
+            if n[i] != 0:
+                wi += n[i] * eps + coeff * np.sqrt(abs(n[i])) * eps * normals[k]
+                k += 1
+            w[i] = lo if wi < lo else (hi if wi > hi else wi)
+
+    @_jit
+    def _nb_max_abs_diff(a, b):
+        top = np.float32(0)
+        for i in range(a.size):
+            d = abs(a[i] - b[i])
+            if d != d:  # NaN wins, as in numpy's max
+                return d
+            if d > top:
+                top = d
+        return top
+
+    @_jit
+    def _nb_adc_sum(parts, noise, bound, step, out):
+        n_tiles = parts.shape[0]
+        for j in range(parts.shape[1]):
+            acc = np.float32(0)
+            for t in range(n_tiles):
+                p = parts[t, j] + noise[t, j]
+                if p < -bound:
+                    p = -bound
+                elif p > bound:
+                    p = bound
+                acc += np.rint(p / step) * step
+            out[j] = acc
+
+
+def _fused(*arrays: np.ndarray) -> bool:
+    """Whether the compiled kernel takes these arrays (flattened as views, written in place)."""
+    return numba is not None and all(a.flags.c_contiguous and a.dtype == DTYPE for a in arrays)
+
+
+# ----------------------------------------------------------------------- the kernels
+def uniforms(n: int, key: np.uint64) -> np.ndarray:
+    """The n uniforms in [0, 1) of `key` (float32), as the stochastic rounding draws them."""
+    return _np_uniforms(n, key)
+
+
+def adam_(g: np.ndarray, m: np.ndarray, v: np.ndarray, b1, b2, lr_t, eps_t) -> np.ndarray:
+    """Adam's moment updates and step, in place: m ← b1·m + (1−b1)·g, v ← b2·v + (1−b2)·g²,
+    g ← lr_t · m / (√v + eps_t). All float32 (the scalars too); returns g."""
+    b1, b2, lr_t, eps_t = DTYPE(b1), DTYPE(b2), DTYPE(lr_t), DTYPE(eps_t)
+    if _fused(g, m, v):
+        _nb_adam(g.reshape(-1), m.reshape(-1), v.reshape(-1), b1, b2, lr_t, eps_t)
+    else:
+        _np_adam(g, m, v, b1, b2, lr_t, eps_t)
+    return g
+
+
+def leaky_relu(h: np.ndarray, slope) -> np.ndarray:
+    """max(h, slope·h) (slope < 1), as a new array."""
+    slope = DTYPE(slope)
+    if not _fused(h):
+        return _np_leaky(h, slope)
+    out = np.empty_like(h)
+    _nb_leaky(h.reshape(-1), out.reshape(-1), slope)
+    return out
+
+
+def times_leaky_derivative_(h: np.ndarray, signal: np.ndarray, slope) -> np.ndarray:
+    """signal ⊙ f'(h) of the leaky ReLU (1 for h > 0, else slope), in place; returns signal."""
+    slope = DTYPE(slope)
+    if _fused(h, signal) and h.shape == signal.shape:
+        _nb_leaky_back(h.reshape(-1), signal.reshape(-1), slope)
+    else:
+        _np_leaky_back(h, signal, slope)
+    return signal
+
+
+def to_grid(x: np.ndarray, step: float, lo: float, hi: float, key: np.uint64 | None = None) -> np.ndarray:
+    """round(x / step) clipped to [lo, hi] (in steps), times step, as a new float32 array: to
+    nearest (ties to even), or, with a `key`, stochastically (up with probability equal to the
+    fraction: unbiased)."""
+    x = np.ascontiguousarray(x, dtype=DTYPE)
+    if not _fused(x):
+        return _np_to_grid(x, step, lo, hi, key)
+    out = np.empty_like(x)
+    _nb_to_grid(x.reshape(-1), out.reshape(-1), DTYPE(step), DTYPE(lo), DTYPE(hi),
+                np.uint64(0) if key is None else key, key is not None)
+    return out
+
+
+def half(a: np.ndarray) -> np.ndarray:
+    """a rounded to the nearest float16 value (ties to even), held in float32."""
+    a = np.ascontiguousarray(a, dtype=DTYPE)
+    if not _fused(a):
+        return _np_half(a)
+    out = np.empty_like(a)
+    flat, flat_out = a.reshape(-1), out.reshape(-1)
+    _nb_half(flat, flat.view(np.uint32), flat_out, flat_out.view(np.uint32))
+    return out
+
+
+def accumulate_pulses_(acc: np.ndarray, change: np.ndarray, step, limit) -> np.ndarray:
+    """A digital accumulator's pulses: acc += change; n = trunc(acc / step), at most `limit`
+    either way; acc −= n·step (in place). Returns n (float32 integers)."""
+    step, limit = DTYPE(step), DTYPE(limit)
+    if not _fused(acc, change) or acc.shape != change.shape:
+        return _np_accumulate(acc, change, step, limit)
+    n = np.empty_like(acc)
+    _nb_accumulate(acc.reshape(-1), change.reshape(-1), step, limit, n.reshape(-1))
+    return n
+
+
+def pulse_(w: np.ndarray, n: np.ndarray, eps, coeff, rng: np.random.Generator, bounds) -> int:
+    """n pulses of size eps on each device w (in place), with relative noise coeff·√|n| drawn
+    from `rng` (one normal per pulsed device, in order), then w clipped to `bounds`.
+    Returns how many devices were pulsed."""
+    moved = int(np.count_nonzero(n))
+    eps, coeff = DTYPE(eps), DTYPE(coeff)
+    lo, hi = DTYPE(bounds[0]), DTYPE(bounds[1])
+    normals = rng.standard_normal(moved, dtype=DTYPE) if moved else np.empty(0, DTYPE)
+    if _fused(w, n) and w.shape == n.shape:
+        _nb_pulse(w.reshape(-1), n.reshape(-1), eps, coeff, normals, lo, hi)
+    else:
+        _np_pulse(w, n, eps, coeff, normals, lo, hi)
+    return moved
+
+
+def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a − b| without the temporary (0 for empty arrays)."""
+    if not _fused(a, b) or a.shape != b.shape or not a.size:
+        return _np_max_abs_diff(a, b)
+    return float(_nb_max_abs_diff(a.reshape(-1), b.reshape(-1)))
+
+
+def adc_sum(parts: np.ndarray, noise: np.ndarray, bound: float, step: float) -> np.ndarray:
+    """Σ over the first axis (a crossbar's tiles) of each partial sum with its noise added,
+    clipped to ±bound and rounded to the ADC's step: parts, noise (T, …) → (…)."""
+    bound, step = DTYPE(bound), DTYPE(step)
+    if not _fused(parts, noise):
+        return _np_adc_sum(parts, noise, bound, step)
+    out = np.empty(parts.shape[1:], dtype=DTYPE)
+    _nb_adc_sum(parts.reshape(len(parts), -1), noise.reshape(len(noise), -1), bound, step, out.reshape(-1))
+    return out

@@ -1,0 +1,141 @@
+"""The fused kernels (`neurodecorr.kernels`) against their pure-numpy versions, in the same run.
+
+Where numba is installed (it is a dependency) the public functions run the compiled kernels and
+the `_np_*` functions are the fallback that `NEURODECORR_KERNELS=numpy` selects; both must give
+the same float32 values. Without numba both sides are numpy and the checks still hold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurodecorr import kernels
+from neurodecorr.devices.quantise import stochastic_round, to_grid
+from neurodecorr.numerics import DTYPE
+
+F32 = np.float32
+
+
+@pytest.fixture
+def x():
+    rng = np.random.default_rng(7)
+    return (rng.standard_normal(50_001) * 10).astype(DTYPE)
+
+
+def test_backend_is_numba_where_installed():
+    pytest.importorskip("numba")
+    assert kernels.BACKEND == ("numpy" if kernels._choice == "numpy" else "numba")
+
+
+def test_bad_backend_name_is_refused(monkeypatch):
+    import importlib
+
+    monkeypatch.setenv(kernels.KERNELS_ENV, "fortran")
+    with pytest.raises(ValueError, match="NEURODECORR_KERNELS='fortran'"):
+        importlib.reload(kernels)
+    monkeypatch.delenv(kernels.KERNELS_ENV)
+    importlib.reload(kernels)
+
+
+def test_adam_matches_numpy(x):
+    m, v = x[::-1].copy() * F32(0.1), np.abs(x) * F32(0.01)
+    ours = [a.copy() for a in (x, m, v)]
+    ref = [a.copy() for a in (x, m, v)]
+    kernels.adam_(*ours, 0.9, 0.999, 1e-3, 1e-8)
+    kernels._np_adam(*ref, F32(0.9), F32(0.999), F32(1e-3), F32(1e-8))
+    for a, b in zip(ours, ref):
+        np.testing.assert_allclose(a, b, rtol=2e-6, atol=0)
+
+
+def test_adam_leaves_non_contiguous_arrays_to_numpy(x):
+    g = x.reshape(-1, 3)[:, :2]  # a strided view: flattening it would copy, so numpy updates it
+    m, v = np.zeros_like(g), np.zeros_like(g)
+    before = g.copy()
+    kernels.adam_(g, m, v, 0.9, 0.999, 1e-3, 1e-8)
+    np.testing.assert_allclose(m, F32(0.1) * before, rtol=1e-6)
+
+
+@pytest.mark.parametrize("stochastic", [False, True])
+def test_to_grid_matches_numpy_bit_for_bit(x, stochastic):
+    key = np.uint64(2024) if stochastic else None
+    ours = kernels.to_grid(x, 0.25, -100, 90, key)
+    ref = kernels._np_to_grid(x, 0.25, -100, 90, key)
+    assert ours.dtype == DTYPE and np.array_equal(ours, ref)
+    assert ours.min() == -25.0 and ours.max() == 22.5  # clipped to [lo, hi] steps
+
+
+def test_stochastic_rounding_is_unbiased_and_reproducible():
+    x = np.full(400_000, 0.3, dtype=DTYPE)
+    a = stochastic_round(x, np.random.default_rng(1))
+    assert set(np.unique(a)) == {0.0, 1.0}
+    assert abs(a.mean() - 0.3) < 4 * np.sqrt(0.3 * 0.7 / x.size)
+    assert np.array_equal(a, stochastic_round(x, np.random.default_rng(1)))
+    assert not np.array_equal(a, stochastic_round(x, np.random.default_rng(2)))
+    g = to_grid(np.full(100_000, 0.1, DTYPE), 0.25, -1, 1, np.random.default_rng(3))
+    assert abs(g.mean() - 0.1) < 4 * 0.25 * np.sqrt(0.4 * 0.6 / g.size)
+
+
+def test_uniforms_are_uniform():
+    u = kernels.uniforms(1_000_000, np.uint64(99))
+    assert u.dtype == DTYPE and 0 <= u.min() and u.max() < 1
+    counts = np.histogram(u, bins=16, range=(0, 1))[0]
+    expected = u.size / 16
+    assert np.sum((counts - expected) ** 2 / expected) < 45  # χ², 15 dof: p ≈ 1e-4
+    assert abs(np.corrcoef(u[:-1], u[1:])[0, 1]) < 5e-3  # neighbours independent
+
+
+def test_half_is_float16_rounding(x):
+    special = np.array([0, -0.0, 2**-14, 2**-15 * 1.5, 2**-25, 3e-8, 65504, 65519, 65520, -70000,
+                        np.inf, -np.inf, 1 + 2**-11, 1 + 3 * 2**-11], dtype=DTYPE)
+    a = np.concatenate([x * F32(1000), x * F32(1e-6), x * F32(1e-9), special])
+    with np.errstate(over="ignore"):
+        ref = a.astype(np.float16).astype(DTYPE)
+    assert np.array_equal(kernels.half(a), ref)
+    assert np.isnan(kernels.half(np.array([np.nan], DTYPE))[0])
+
+
+def test_leaky_relu_and_its_derivative_match_numpy(x):
+    slope = F32(0.01)
+    assert np.array_equal(kernels.leaky_relu(x, slope), kernels._np_leaky(x, slope))
+    signal = np.random.default_rng(0).standard_normal(x.shape).astype(DTYPE)
+    ref = signal.copy()
+    kernels._np_leaky_back(x, ref, slope)
+    assert np.array_equal(kernels.times_leaky_derivative_(x, signal.copy(), slope), ref)
+    h = np.array([np.nan, 0.0, -1.0], DTYPE)
+    assert np.isnan(kernels.times_leaky_derivative_(h, np.ones(3, DTYPE), slope)[0])
+
+
+def test_adc_sum_matches_numpy():
+    rng = np.random.default_rng(5)
+    parts = rng.standard_normal((4, 64, 30)).astype(DTYPE)
+    noise = (0.1 * rng.standard_normal(parts.shape)).astype(DTYPE)
+    ours = kernels.adc_sum(parts, noise, 1.5, 0.01)
+    ref = kernels._np_adc_sum(parts, noise, F32(1.5), F32(0.01))
+    assert ours.shape == (64, 30)
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5)  # four ADC codes summed in either order
+    assert np.abs(ours).max() <= 4 * 1.5 + 1e-5
+
+
+def test_accumulator_and_pulses_match_numpy(x):
+    change = x * F32(1e-3)
+    acc_ours, acc_ref = np.zeros_like(x), np.zeros_like(x)
+    for limit in (3, np.iinfo(np.int32).max):
+        n_ours = kernels.accumulate_pulses_(acc_ours, change, 0.002, limit)
+        n_ref = kernels._np_accumulate(acc_ref, change, F32(0.002), F32(limit))
+        assert np.array_equal(n_ours, n_ref) and np.array_equal(acc_ours, acc_ref)
+    assert np.abs(n_ours).max() > 0 and np.abs(acc_ours).max() < 0.002
+    w_ours, w_ref = np.tanh(x), np.tanh(x)
+    moved = kernels.pulse_(w_ours, n_ours, 0.01, 0.3, np.random.default_rng(4), (-1, 1))
+    normals = np.random.default_rng(4).standard_normal(moved, dtype=DTYPE)
+    kernels._np_pulse(w_ref, n_ours, F32(0.01), F32(0.3), normals, F32(-1), F32(1))
+    assert moved == np.count_nonzero(n_ours) and np.array_equal(w_ours, w_ref)
+    assert np.abs(w_ours).max() <= 1
+
+
+def test_max_abs_diff(x):
+    y = x[::-1].copy()
+    assert kernels.max_abs_diff(x, y) == float(np.max(np.abs(x - y)))
+    y[10] = np.nan
+    assert np.isnan(kernels.max_abs_diff(x, y))
+    assert kernels.max_abs_diff(x[:0], y[:0]) == 0.0
