@@ -49,6 +49,10 @@ def gemm_rate(n: int = 1000, batch: int = 256, repeats: int = 60) -> float:
     return best
 
 
+ENGINE_GOALS = {"bp": 0.85, "fa": 0.85, "dfa": 0.80, "np": 0.80}  # issue 14: fraction of GEMM
+DECOR_GOAL = 1.9  # issue 14: time with the seed rule over without (its FLOP ratio)
+
+
 def flops_per_batch(layers, rule: str, decor: bool, batch: int) -> float:
     total = 0.0
     n_sub = subsample_size(batch, 0.1)
@@ -89,6 +93,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=40, help="timed steps per configuration")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--chip-samples", type=int, default=20000,
+                   help="training samples of each whole run in the chip comparison")
     args = p.parse_args(argv)
     data = load_dataset("fashion-mnist")
     print(f"BLAS: {blas_info()}")
@@ -103,27 +109,64 @@ def main(argv=None) -> int:
                for d in ("none", "seed")}
     gemm = max(gemm_before, gemm_rate())
     print(f"float32 GEMM (256×1000 @ 1000×1000), best of the runs before and after: {gemm:.0f} GFLOP/s\n")
-    print("| rule | decor | samples/s | GFLOP/s | fraction of GEMM | time vs no decor |")
-    print("|---|---|---|---|---|---|")
+    print("| rule | decor | samples/s | GFLOP/s | fraction of GEMM | time vs no decor | goal |")
+    print("|---|---|---|---|---|---|---|")
     plain = {r: s for r, d, s, _ in rows if d == "none"}
     for rule, decor, sps, gflops in rows:
-        print(f"| {rule} | {decor} | {sps:.0f} | {gflops:.0f} | {100 * gflops / gemm:.0f} % | "
-              f"{plain[rule] / sps:.2f}× |")
+        fraction, overhead = gflops / gemm, plain[rule] / sps
+        goal = ENGINE_GOALS[rule]
+        met = fraction >= goal and (decor == "none" or overhead <= DECOR_GOAL)
+        print(f"| {rule} | {decor} | {sps:.0f} | {gflops:.0f} | {100 * fraction:.0f} % | {overhead:.2f}× | "
+              f"≥ {100 * goal:.0f} %{'' if decor == 'none' else f', ≤ {DECOR_GOAL}×'}: "
+              f"{'met' if met else 'NOT met'} |")
     print("\nEnergy counters on (bp): what `neurodecorr train` runs, against the table above")
     print("| decor | samples/s counted | samples/s uncounted | slowdown |\n|---|---|---|---|")
     for decor, sps in counted.items():
         base = next(s for r, d, s, _ in rows if r == "bp" and d == decor)
         print(f"| {decor} | {sps:.0f} | {base:.0f} | {100 * (base / sps - 1):+.1f} % |")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-    print(f"\npeak resident memory of this process (paper-mlp runs above): {peak:.2f} GiB")
-    print("\nChips against ideal: small-mlp (the demo's net), bp + seed, the same batches")
-    print("| profile | samples/s | time vs ideal |\n|---|---|---|")
-    base = time_config(data, "bp", "seed", args.steps, args.batch_size, True, "small-mlp")[0]
-    for profile in ("ideal", "loihi2", "loihi2-residual", "analog-pcm", "analog-pcm-periphery",
-                    "analog-rram"):
-        sps = time_config(data, "bp", "seed", args.steps, args.batch_size, True, "small-mlp", profile)[0]
-        print(f"| {profile} | {sps:.0f} | {base / sps:.2f}× |")
+    print(f"\npeak resident memory of this process (paper-mlp runs above): {peak:.2f} GiB "
+          f"(goal ≤ 1 GiB: {'met' if peak <= 1 else 'NOT met'})")
+    chip_runs(data, args.chip_samples)
     return 0
+
+
+CHIP_PROFILES = ("ideal", "loihi2", "loihi2-residual", "analog-pcm", "analog-pcm-periphery",
+                 "analog-rram", "analog-rram-periphery")
+CHIP_RUNS = (("bp", "none"), ("bp", "seed"), ("fa", "seed"), ("np", "seed"))
+CHIP_GOALS = {"digital": 1.3, "crossbar": 2.0}  # issue 14: time of a run against ideal
+
+
+def chip_runs(data, samples: int) -> None:
+    """Whole `train` runs (1 epoch on `samples` training samples, the evaluation on the test set,
+    energy counters and report) of the demo's net on each chip, against the same run on ideal."""
+    from neurodecorr.devices.loader import load_profile
+    from neurodecorr.engine.trainer import train
+
+    print(f"\nChips against ideal: whole runs of small-mlp (the demo's net), 1 epoch on {samples} "
+          "samples and the evaluation on the test set; each run's time over the same run on ideal")
+    print("| profile | " + " | ".join(f"{r} {d}" for r, d in CHIP_RUNS) + " | worst | goal |")
+    print("|---|" + "---|" * (len(CHIP_RUNS) + 2))
+    ideal = {}
+    for profile in CHIP_PROFILES:
+        times = []
+        for rule, decor in CHIP_RUNS:
+            cfg = TrainConfig(dataset="fashion-mnist", model="small-mlp", rule=rule, decor=decor,
+                              profile=profile, epochs=1, train_samples=samples)
+            t = time.perf_counter()
+            train(cfg, data=data, progress=False, log=lambda _: None)
+            times.append(time.perf_counter() - t)
+            print(f"  {profile} {rule} {decor}: {times[-1]:.2f} s", file=sys.stderr)
+        if profile == "ideal":
+            ideal = dict(zip(CHIP_RUNS, times))
+            print(f"| {profile} | " + " | ".join(f"{t:.2f} s" for t in times)
+                  + f" | {max(times):.2f} s | (the baseline) |")
+            continue
+        ratios = [t / ideal[run] for run, t in zip(CHIP_RUNS, times)]
+        limit = CHIP_GOALS[load_profile(profile).kind]
+        worst = max(ratios)
+        print(f"| {profile} | " + " | ".join(f"{r:.2f}×" for r in ratios)
+              + f" | {worst:.2f}× | ≤ {limit}×: {'met' if worst <= limit else 'NOT met'} |")
 
 
 if __name__ == "__main__":

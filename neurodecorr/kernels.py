@@ -117,6 +117,19 @@ def _np_max_abs_diff(a, b):
     return float(np.max(np.abs(a - b))) if a.size else 0.0
 
 
+def _np_seed_delta(R, grad, gain, lr):
+    grad[...] = R - gain * (R - lr * grad)
+
+
+def _np_grid_write(array, delta, step, lo, hi, key, diag):
+    offset = np.eye(len(array), dtype=DTYPE) if diag else DTYPE(0)
+    values = array - offset
+    new = _np_to_grid(values - delta, step, lo, hi, key)
+    moved = int(np.count_nonzero(new != values))
+    array[...] = new + offset
+    return moved
+
+
 def _np_half(a):
     return a.astype(np.float16).astype(DTYPE)
 
@@ -233,6 +246,49 @@ if numba is not None:
         return top
 
     @_jit
+    def _nb_grid_write(array, delta, step, lo, hi, key, stochastic, diag):
+        rows, cols = array.shape
+        moved = 0
+        for r in range(rows):
+            for c in range(cols):
+                off = np.float32(1) if diag and r == c else np.float32(0)
+                v = array[r, c] - off
+                s = (v - delta[r, c]) / step
+                i = r * cols + c
+                if stochastic:
+                    low = np.floor(s)
+                    q = low + (np.float32(1) if _nb_uniform(key, i) < s - low else np.float32(0))
+                else:
+                    q = np.rint(s)
+                if q < lo:
+                    q = lo
+                elif q > hi:
+                    q = hi
+                new = q * step
+                if new != v:
+                    moved += 1
+                array[r, c] = new + off
+        return moved
+
+    @_jit
+    def _nb_max_abs_diff_diag(a, b):
+        top = np.float32(0)
+        for r in range(a.shape[0]):
+            for c in range(a.shape[1]):
+                d = abs(a[r, c] - (np.float32(1) if r == c else np.float32(0)) - b[r, c])
+                if d != d:
+                    return d
+                if d > top:
+                    top = d
+        return top
+
+    @_jit
+    def _nb_seed_delta(R, grad, gain, lr):
+        for i in range(R.size):
+            r = R[i]
+            grad[i] = r - gain * (r - lr * grad[i])
+
+    @_jit
     def _nb_adc_sum(parts, noise, bound, step, out):
         n_tiles = parts.shape[0]
         for j in range(parts.shape[1]):
@@ -339,11 +395,36 @@ def pulse_(w: np.ndarray, n: np.ndarray, eps, coeff, rng: np.random.Generator, b
     return moved
 
 
-def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
-    """max |a − b| without the temporary (0 for empty arrays)."""
+def max_abs_diff(a: np.ndarray, b: np.ndarray, diag: bool = False) -> float:
+    """max |a − b| without the temporary (0 for empty arrays); diag: of a − I − b (a square)."""
     if not _fused(a, b) or a.shape != b.shape or not a.size:
-        return _np_max_abs_diff(a, b)
+        return _np_max_abs_diff(a - np.eye(len(a), dtype=DTYPE) if diag else a, b)
+    if diag:
+        return float(_nb_max_abs_diff_diag(a, b))
     return float(_nb_max_abs_diff(a.reshape(-1), b.reshape(-1)))
+
+
+def grid_write_(array: np.ndarray, delta: np.ndarray, step, lo, hi, key: np.uint64 | None = None,
+                diag: bool = False) -> int:
+    """A fixed-point array's write: array ← to_grid(array − delta) as `to_grid` rounds it (lo, hi
+    in steps), in place. diag: the grid holds array − I (a residual R; array square). Returns
+    how many entries now hold another value."""
+    step, lo, hi = DTYPE(step), DTYPE(lo), DTYPE(hi)
+    if not _fused(array, delta) or array.shape != delta.shape or array.ndim > 2:
+        return _np_grid_write(array, delta, step, lo, hi, key, diag)
+    a2, d2 = (array.reshape(1, -1), delta.reshape(1, -1)) if array.ndim < 2 else (array, delta)
+    return int(_nb_grid_write(a2, d2, step, lo, hi, np.uint64(0) if key is None else key,
+                              key is not None, diag))
+
+
+def seed_delta_(R: np.ndarray, grad: np.ndarray, gain, lr) -> np.ndarray:
+    """The seed rule's change R − g·(R − η·grad), written into grad; returns it."""
+    gain, lr = DTYPE(gain), DTYPE(lr)
+    if _fused(R, grad) and R.shape == grad.shape:
+        _nb_seed_delta(R.reshape(-1), grad.reshape(-1), gain, lr)
+    else:
+        _np_seed_delta(R, grad, gain, lr)
+    return grad
 
 
 def adc_sum(parts: np.ndarray, noise: np.ndarray, bound: float, step: float) -> np.ndarray:

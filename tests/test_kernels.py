@@ -139,3 +139,27 @@ def test_max_abs_diff(x):
     y[10] = np.nan
     assert np.isnan(kernels.max_abs_diff(x, y))
     assert kernels.max_abs_diff(x[:0], y[:0]) == 0.0
+
+
+def test_seed_delta_matches_numpy(x):
+    R, grad = x.reshape(-1, 1)[:50_000].reshape(250, 200), x[:50_000].reshape(250, 200)[::-1].copy()
+    ref = grad.copy()
+    kernels._np_seed_delta(R, ref, F32(1.01), F32(1e-4))
+    assert np.array_equal(kernels.seed_delta_(R, grad, 1.01, 1e-4), ref)
+
+
+@pytest.mark.parametrize("diag", [False, True])
+@pytest.mark.parametrize("key", [None, np.uint64(11)])
+def test_grid_write_matches_numpy(diag, key):
+    rng = np.random.default_rng(8)
+    step = 2.0 ** -7
+    array = (np.round(rng.standard_normal((300, 300)) * 20) * step).astype(DTYPE)
+    if diag:
+        array += np.eye(300, dtype=DTYPE)
+    delta = (rng.standard_normal((300, 300)) * step).astype(DTYPE)
+    ours, ref = array.copy(), array.copy()
+    moved = kernels.grid_write_(ours, delta, step, -128, 127, key, diag)
+    assert moved == kernels._np_grid_write(ref, delta, F32(step), F32(-128), F32(127), key, diag)
+    assert np.array_equal(ours, ref) and 0 < moved < array.size
+    offset = np.eye(300, dtype=DTYPE) if diag else 0
+    assert kernels.max_abs_diff(array, delta, diag) == float(np.max(np.abs(array - offset - delta)))

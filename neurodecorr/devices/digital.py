@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurodecorr import kernels
 from neurodecorr.devices.ideal import IdealDevice
 from neurodecorr.devices.quantise import block_float, fixed_point, shared_exponent, to_grid
 from neurodecorr.keys import ArrayKey, Role
@@ -96,19 +97,24 @@ class DigitalDevice(IdealDevice):
             self.counter.writes(key, new != array, array.size)
             array[...] = new
             return
-        offset = self._offset(array, key)
-        values = array - offset
-        target = values - delta
+        residual = self._residual(key)
         changed = 0
         if self.spec.adapt_range:
-            changed = self._adapt_exponent(key, float(np.max(np.abs(target))) if target.size else 0.0)
+            changed = self._adapt_exponent(key, kernels.max_abs_diff(array, delta, diag=residual))
         if key in self.tags:
+            offset = self._offset(array, key)
+            values = array - offset
             new, moved = self._tag_update(key, values, delta, changed)
-        else:
-            new = self._weight_grid(target, key, self._rounding_rng())
-            moved = new != values
+            self.counter.writes(key, moved, array.size)
+            array[...] = new + offset
+            return
+        # array − offset − delta on the grid, + offset: one fused pass (`kernels.grid_write_`)
+        step = 2.0 ** self.exponents[key]
+        top = 2 ** (self.spec.weight_bits - 1)
+        rng = self._rounding_rng()
+        moved = kernels.grid_write_(array, delta, step, -top, top - 1,
+                                    None if rng is None else kernels.draw_key(rng), diag=residual)
         self.counter.writes(key, moved, array.size)
-        array[...] = new + offset
 
     def _tag_update(self, key, values, delta, exponent_change):
         """Lava's tag as a sub-LSB accumulator (threshold θ, tag t in units of step/θ), the rule

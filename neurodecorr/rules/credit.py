@@ -171,7 +171,7 @@ class NP:
     def modulators(self, net, traces, labels, state, rng):
         x = traces[0].a
         noise = [net.device.signal(
-                     (self.sigma * rng.standard_normal((len(x), layer.shape.n_out))).astype(DTYPE))
+                     rng.standard_normal((len(x), layer.shape.n_out), dtype=DTYPE) * DTYPE(self.sigma))
                  for layer in net.layers]
         noisy = forward(net, x, noise=noise, means=[t.mean for t in traces])
         per_sample, dtype = net.loss.per_sample, np.dtype(self.loss_precision)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurodecorr import keys
+from neurodecorr import kernels, keys
 from neurodecorr.nets.network import LayerTrace, Network
 from neurodecorr.numerics import DTYPE
 from neurodecorr.rules.plasticity import local_outer
@@ -109,8 +109,8 @@ class Seed(_LocalRule):
             numerator = (trace.centred if self.gain == "centred" else trace.a)[:n]
             gain = np.mean(np.linalg.norm(numerator, axis=1) / (np.linalg.norm(z, axis=1) + eps))
         grad = local_outer(z, z_R) if self.side == "left" else local_outer(z_R, z)  # C R or R C
-        # R_new = g R − η C (g R) = g (R − η C R)  (or with R C)
-        return R - DTYPE(gain) * (R - DTYPE(self.lr) * grad)
+        # R_new = g R − η C (g R) = g (R − η C R)  (or with R C); the change R − R_new, in place
+        return kernels.seed_delta_(R, grad, gain, self.lr)
 
 
 @dataclass(frozen=True)
