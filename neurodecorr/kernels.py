@@ -317,6 +317,8 @@ def uniforms(n: int, key: np.uint64) -> np.ndarray:
 def adam_(g: np.ndarray, m: np.ndarray, v: np.ndarray, b1, b2, lr_t, eps_t) -> np.ndarray:
     """Adam's moment updates and step, in place: m ← b1·m + (1−b1)·g, v ← b2·v + (1−b2)·g²,
     g ← lr_t · m / (√v + eps_t). All float32 (the scalars too); returns g."""
+    if not g.shape == m.shape == v.shape:
+        raise ValueError(f"Adam: gradient {g.shape} and moments {m.shape}, {v.shape} differ in shape")
     b1, b2, lr_t, eps_t = DTYPE(b1), DTYPE(b2), DTYPE(lr_t), DTYPE(eps_t)
     if _fused(g, m, v):
         _nb_adam(g.reshape(-1), m.reshape(-1), v.reshape(-1), b1, b2, lr_t, eps_t)
@@ -431,7 +433,7 @@ def adc_sum(parts: np.ndarray, noise: np.ndarray, bound: float, step: float) -> 
     """Σ over the first axis (a crossbar's tiles) of each partial sum with its noise added,
     clipped to ±bound and rounded to the ADC's step: parts, noise (T, …) → (…)."""
     bound, step = DTYPE(bound), DTYPE(step)
-    if not _fused(parts, noise):
+    if not _fused(parts, noise) or parts.shape != noise.shape:
         return _np_adc_sum(parts, noise, bound, step)
     out = np.empty(parts.shape[1:], dtype=DTYPE)
     _nb_adc_sum(parts.reshape(len(parts), -1), noise.reshape(len(noise), -1), bound, step, out.reshape(-1))
