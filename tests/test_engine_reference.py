@@ -12,7 +12,7 @@ transpose, a wrong sub-sample or an update in the wrong order does not pass.
 import numpy as np
 import pytest
 
-from neurodecorr import TrainConfig, keys
+from neurodecorr import TrainConfig, kernels, keys
 from neurodecorr.engine.learner import make_learner
 from neurodecorr.engine.step import train_step
 from neurodecorr.nets.spec import HiddenSpec, NetSpec
@@ -117,8 +117,8 @@ class Reference:
 
 
 def _draws(rng, x, widths):
-    """Node perturbation's unit noise as the engine draws it (float32 normals), in float64."""
-    return [rng.standard_normal((len(x), w), dtype=np.float32).astype(np.float64) for w in widths]
+    """Node perturbation's unit noise as the engine draws it (`kernels.normals`), in float64."""
+    return [kernels.normals((len(x), w), rng).astype(np.float64) for w in widths]
 
 
 @pytest.mark.parametrize("decor", ["none", "seed", "cpi", "whiten"])

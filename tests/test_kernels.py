@@ -163,3 +163,45 @@ def test_grid_write_matches_numpy(diag, key):
     assert np.array_equal(ours, ref) and 0 < moved < array.size
     offset = np.eye(300, dtype=DTYPE) if diag else 0
     assert kernels.max_abs_diff(array, delta, diag) == float(np.max(np.abs(array - offset - delta)))
+
+
+def test_normals_are_standard_normal_and_match_the_fallback():
+    from scipy import stats
+
+    z = kernels.normals((400, 500), np.random.default_rng(3))
+    assert z.shape == (400, 500) and z.dtype == DTYPE
+    x = z.ravel().astype(np.float64)
+    assert abs(x.mean()) < 4 / np.sqrt(x.size) and abs(x.std() - 1) < 0.01
+    assert stats.kstest(x, "norm").pvalue > 1e-3
+    tail = np.mean(np.abs(x) > 3)  # the ziggurat's rare paths: its tail and strip edges
+    assert abs(tail - 2 * stats.norm.sf(3)) < 5 * np.sqrt(0.0027 / x.size)
+    fallback = kernels._np_normals(x.size, kernels.draw_key(np.random.default_rng(3)))
+    assert np.array_equal(z.ravel(), fallback)
+    assert np.array_equal(z, kernels.normals((400, 500), np.random.default_rng(3)))
+
+
+@pytest.mark.parametrize("per_entry", [False, True])
+def test_noisy_adc_sum_is_the_adc_of_the_same_normals(per_entry):
+    rng = np.random.default_rng(6)
+    parts = rng.standard_normal((3, 40, 50)).astype(DTYPE)
+    sd = np.abs(parts) * F32(0.1) if per_entry else 0.06
+    ours = kernels.noisy_adc_sum(parts, sd, 0.5, 1.0, 0.01, np.random.default_rng(1))
+    noise = kernels.normals(parts.shape, np.random.default_rng(1)) * (sd if per_entry else F32(sd))
+    ref = kernels._np_adc_sum(parts * F32(0.5), noise, F32(1.0), F32(0.01))
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5)
+
+
+def test_add_noise_and_dac_match_numpy():
+    rng = np.random.default_rng(9)
+    W = rng.standard_normal((60, 70)).astype(DTYPE)
+    sd = np.abs(W) * F32(0.05)
+    ours = kernels.add_noise(W, sd, 2.0, np.random.default_rng(2))
+    assert np.array_equal(ours, W + F32(2.0) * sd * kernels.normals(W.shape, np.random.default_rng(2)))
+    x = W.copy()
+    x[3] = 0
+    xq, peak = kernels.dac(x, 63, 1.0)
+    ref_peak = np.max(np.abs(x), axis=1, keepdims=True)
+    ref_peak[ref_peak == 0] = 1
+    assert np.array_equal(peak, ref_peak)
+    assert np.array_equal(xq, np.rint(np.clip(x / ref_peak, -1, 1) * F32(63)) * F32(1 / 63))
+    assert np.all(xq[3] == 0) and np.abs(xq).max() == 1

@@ -235,8 +235,7 @@ class CrossbarDevice(IdealDevice):
         if noisy is None:
             scale = DTYPE(self.scales[key])
             sigma = self._read_sigma(np.abs(W) / scale)
-            noisy = W if sigma is None else (
-                W + scale * sigma * self.rng.standard_normal(W.shape, dtype=DTYPE)).astype(DTYPE)
+            noisy = W if sigma is None else kernels.add_noise(W, sigma, scale, self.rng)
             self._step_noise[key] = noisy
         return noisy
 
@@ -276,7 +275,7 @@ class CrossbarDevice(IdealDevice):
         v = A[:, cols].copy()
         sigma = self._read_sigma(v)
         var = DTYPE(xb.output_noise ** 2) + (0 if sigma is None else sigma * sigma)
-        v += np.sqrt(var) * self.rng.standard_normal(v.shape, dtype=DTYPE)
+        v += np.sqrt(var) * kernels.normals(v.shape, self.rng)
         adc_step = DTYPE(2 * xb.output_bound / (2 ** xb.adc_bits - 2))
         np.clip(v, -xb.output_bound, xb.output_bound, out=v)
         return np.rint(v / adc_step) * adc_step
@@ -295,12 +294,8 @@ class CrossbarDevice(IdealDevice):
             rram_sd = (self.rram.read_noise * self.rram.w_max) if self.rram is not None else 0.0
         # y = xq M with M (n_in, n_out): Wᵀ forward, W transposed; tiles split M's first axis
         M = W if transposed else W.T
-        x_max = np.max(np.abs(x), axis=1, keepdims=True)
-        x_max[x_max == 0] = 1
-        levels = 2 ** (xb.dac_bits - 1) - 1
-        xq = np.rint(np.clip(x / x_max, -1, 1) * levels) * DTYPE(xb.input_bound / levels)
-        parts = _tiled(xq, M, xb.tile_size)
-        parts /= scale                                       # device units
+        xq, x_max = kernels.dac(x, 2 ** (xb.dac_bits - 1) - 1, xb.input_bound)
+        parts = _tiled(xq, M, xb.tile_size)                   # engine units; ÷ scale: device units
         sd = DTYPE(xb.output_noise)
         if noise_sq is not None:
             var = _tiled(xq * xq, noise_sq if transposed else noise_sq.T, xb.tile_size)
@@ -308,11 +303,12 @@ class CrossbarDevice(IdealDevice):
             sd = np.sqrt(var, out=var)
         elif rram_sd:
             sq = _tiled_sums(xq * xq, xb.tile_size)              # (T, B, 1)
-            sd = np.sqrt(DTYPE(rram_sd ** 2) * sq + DTYPE(xb.output_noise ** 2))
-        noise = self.rng.standard_normal(parts.shape, dtype=DTYPE)
-        noise *= sd * DTYPE(1 / np.sqrt(self._reads()))       # the mean of `reads` reads
+            sd = np.broadcast_to(np.sqrt(DTYPE(rram_sd ** 2) * sq + DTYPE(xb.output_noise ** 2)), parts.shape)
+        reads = self._reads()
+        if reads != 1:  # the mean of `reads` reads
+            sd = sd * DTYPE(1 / np.sqrt(reads))
         adc_step = 2 * xb.output_bound / (2 ** xb.adc_bits - 2)
-        y = kernels.adc_sum(parts, noise, xb.output_bound, adc_step)
+        y = kernels.noisy_adc_sum(parts, sd, 1 / scale, xb.output_bound, adc_step, self.rng)
         return y * (x_max * (scale / DTYPE(xb.input_bound)))
 
     # ----------------------------------------------------------------- inference

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurodecorr import keys
+from neurodecorr import kernels, keys
 from neurodecorr.keys import ArrayKey
 from neurodecorr.nets.activations import ACTIVATIONS
 from neurodecorr.nets.network import LayerTrace, Network, forward
@@ -171,7 +171,7 @@ class NP:
     def modulators(self, net, traces, labels, state, rng):
         x = traces[0].a
         noise = [net.device.signal(
-                     rng.standard_normal((len(x), layer.shape.n_out), dtype=DTYPE) * DTYPE(self.sigma))
+                     kernels.normals((len(x), layer.shape.n_out), rng) * DTYPE(self.sigma))
                  for layer in net.layers]
         noisy = forward(net, x, noise=noise, means=[t.mean for t in traces])
         per_sample, dtype = net.loss.per_sample, np.dtype(self.loss_precision)
