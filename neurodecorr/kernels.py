@@ -194,6 +194,19 @@ def _np_pulse(w, n, eps, coeff, normals, lo, hi):
     np.clip(w, lo, hi, out=w)
 
 
+def _np_rram_pulse(w, n, dw, ud, soft, w_min, w_max, ctoc, normals):
+    moved = n != 0
+    n_m, w_m, dw_m, ud_m = n[moved], w[moved], dw[moved], ud[moved]
+    up = n_m > 0
+    step = dw_m * np.where(up, 1 + ud_m, 1 - ud_m)
+    if soft:
+        step = step * np.where(up, 1 - w_m / w_max, 1 - w_m / w_min)
+    step = np.maximum(step, 0)
+    noise = ctoc * step * np.sqrt(np.abs(n_m))
+    w[moved] = w_m + n_m * step + noise * normals
+    np.clip(w, w_min, w_max, out=w)
+
+
 def _np_max_abs_diff(a, b):
     return float(np.max(np.abs(a - b))) if a.size else 0.0
 
@@ -400,6 +413,23 @@ if numba is not None:
                 wi += n[i] * eps + coeff * np.sqrt(abs(n[i])) * eps * normals[k]
                 k += 1
             w[i] = lo if wi < lo else (hi if wi > hi else wi)
+
+    @_jit
+    def _nb_rram_pulse(w, n, dw, ud, soft, w_min, w_max, ctoc, normals):
+        one, zero = np.float32(1), np.float32(0)
+        k = 0
+        for i in range(w.size):
+            wi = w[i]
+            ni = n[i]
+            if ni != 0:
+                up = ni > 0
+                step = dw[i] * ((one + ud[i]) if up else (one - ud[i]))
+                if soft:
+                    step = step * ((one - wi / w_max) if up else (one - wi / w_min))
+                step = step if step > zero else zero
+                wi = wi + ni * step + (ctoc * step * np.sqrt(abs(ni))) * normals[k]
+                k += 1
+            w[i] = w_min if wi < w_min else (w_max if wi > w_max else wi)
 
     @_jit
     def _nb_max_abs_diff(a, b):
@@ -620,6 +650,22 @@ def pulse_(w: np.ndarray, n: np.ndarray, eps, coeff, rng: np.random.Generator, b
         _nb_pulse(w.reshape(-1), n.reshape(-1), eps, coeff, normals, lo, hi)
     else:
         _np_pulse(w, n, eps, coeff, normals, lo, hi)
+    return moved
+
+
+def rram_pulse_(w: np.ndarray, n: np.ndarray, dw: np.ndarray, ud: np.ndarray, soft_bounds: bool,
+                bounds, ctoc, rng: np.random.Generator) -> int:
+    """n pulses on each RRAM device w (in place): a step dw·(1 ± ud) up or down, with soft bounds
+    × (1 − w/w_max) up, × (1 − w/w_min) down, cycle-to-cycle noise ctoc·step·√|n| (one normal
+    per pulsed device from `rng`, in order), then w clipped to bounds. Returns the count pulsed."""
+    moved = int(np.count_nonzero(n))
+    w_min, w_max, ctoc = DTYPE(bounds[0]), DTYPE(bounds[1]), DTYPE(ctoc)
+    normals = rng.standard_normal(moved, dtype=DTYPE) if moved else np.empty(0, DTYPE)
+    if _fused(w, n, dw, ud) and w.shape == n.shape == dw.shape == ud.shape:
+        _nb_rram_pulse(w.reshape(-1), n.reshape(-1), dw.reshape(-1), ud.reshape(-1), bool(soft_bounds),
+                       w_min, w_max, ctoc, normals)
+    else:
+        _np_rram_pulse(w, n, dw, ud, soft_bounds, w_min, w_max, ctoc, normals)
     return moved
 
 

@@ -205,3 +205,17 @@ def test_add_noise_and_dac_match_numpy():
     assert np.array_equal(peak, ref_peak)
     assert np.array_equal(xq, np.rint(np.clip(x / ref_peak, -1, 1) * F32(63)) * F32(1 / 63))
     assert np.all(xq[3] == 0) and np.abs(xq).max() == 1
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_rram_pulses_match_numpy(soft):
+    rng = np.random.default_rng(12)
+    w = rng.uniform(-0.6, 0.6, (80, 90)).astype(DTYPE)
+    n = np.rint(rng.standard_normal(w.shape) * 1.5).astype(DTYPE)
+    dw = np.abs(0.01 + 0.003 * rng.standard_normal(w.shape)).astype(DTYPE)
+    ud = (0.05 * rng.standard_normal(w.shape)).astype(DTYPE)
+    ours, ref = w.copy(), w.copy()
+    moved = kernels.rram_pulse_(ours, n, dw, ud, soft, (-0.6, 0.6), 0.3, np.random.default_rng(1))
+    normals = np.random.default_rng(1).standard_normal(moved, dtype=DTYPE)
+    kernels._np_rram_pulse(ref, n, dw, ud, soft, F32(-0.6), F32(0.6), F32(0.3), normals)
+    assert moved == np.count_nonzero(n) and np.array_equal(ours, ref)

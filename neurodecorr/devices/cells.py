@@ -88,18 +88,8 @@ class RRAMCells:
 
     def pulse(self, w: np.ndarray, n: np.ndarray, params: dict, rng) -> int:
         r = self.spec
-        moved = n != 0
-        if moved.any():
-            n_m, w_m, dw_m, ud_m = n[moved], w[moved], params["dw"][moved], params["ud"][moved]
-            up = n_m > 0
-            step = dw_m * np.where(up, 1 + ud_m, 1 - ud_m)
-            if r.soft_bounds:
-                step = step * np.where(up, 1 - w_m / r.w_max, 1 - w_m / r.w_min)
-            step = np.maximum(step, 0)
-            noise = r.dw_min_ctoc * step * np.sqrt(np.abs(n_m))
-            w[moved] = w_m + n_m * step + noise * rng.standard_normal(n_m.shape, dtype=DTYPE)
-        np.clip(w, r.w_min, r.w_max, out=w)
-        return int(np.count_nonzero(moved))
+        return kernels.rram_pulse_(w, n, params["dw"], params["ud"], r.soft_bounds, self.bounds,
+                                   r.dw_min_ctoc, rng)
 
 
 CELLS = {"pcm": PCMCells, "rram": RRAMCells}
