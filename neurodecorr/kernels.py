@@ -336,7 +336,7 @@ if numba is not None:
                 xq[r, c] = np.rint(v * levels) * bound_step
 
     @_jit
-    def _nb_adam(g, m, v, b1, b2, lr_t, eps_t):
+    def _nb_adam(g, m, v, b1, b2, lr_t, eps_t, W, apply):
         c1, c2 = np.float32(1) - b1, np.float32(1) - b2
         for i in range(g.size):
             gi = g[i]
@@ -344,7 +344,10 @@ if numba is not None:
             vi = v[i] * b2 + (gi * gi) * c2
             m[i] = mi
             v[i] = vi
-            g[i] = (mi / (np.sqrt(vi) + eps_t)) * lr_t
+            step = (mi / (np.sqrt(vi) + eps_t)) * lr_t
+            g[i] = step
+            if apply:
+                W[i] -= step
 
     @_jit
     def _nb_leaky(h, out, slope):
@@ -570,16 +573,24 @@ def dac(x: np.ndarray, levels: int, bound: float) -> tuple[np.ndarray, np.ndarra
     return xq, peak
 
 
-def adam_(g: np.ndarray, m: np.ndarray, v: np.ndarray, b1, b2, lr_t, eps_t) -> np.ndarray:
+def adam_(g: np.ndarray, m: np.ndarray, v: np.ndarray, b1, b2, lr_t, eps_t,
+          apply_to: np.ndarray | None = None) -> np.ndarray:
     """Adam's moment updates and step, in place: m ← b1·m + (1−b1)·g, v ← b2·v + (1−b2)·g²,
-    g ← lr_t · m / (√v + eps_t). All float32 (the scalars too); returns g."""
-    if not g.shape == m.shape == v.shape:
-        raise ValueError(f"Adam: gradient {g.shape} and moments {m.shape}, {v.shape} differ in shape")
+    g ← lr_t · m / (√v + eps_t); with `apply_to`, also apply_to ← apply_to − g in the same pass.
+    All float32 (the scalars too); returns g, the step."""
+    if not g.shape == m.shape == v.shape or (apply_to is not None and apply_to.shape != g.shape):
+        raise ValueError(f"Adam: gradient {g.shape}, moments {m.shape}, {v.shape} and weights "
+                         f"{None if apply_to is None else apply_to.shape} differ in shape")
     b1, b2, lr_t, eps_t = DTYPE(b1), DTYPE(b2), DTYPE(lr_t), DTYPE(eps_t)
-    if _fused(g, m, v):
-        _nb_adam(g.reshape(-1), m.reshape(-1), v.reshape(-1), b1, b2, lr_t, eps_t)
+    arrays = (g, m, v) if apply_to is None else (g, m, v, apply_to)
+    if _fused(*arrays):
+        W = g if apply_to is None else apply_to
+        _nb_adam(g.reshape(-1), m.reshape(-1), v.reshape(-1), b1, b2, lr_t, eps_t, W.reshape(-1),
+                 apply_to is not None)
     else:
         _np_adam(g, m, v, b1, b2, lr_t, eps_t)
+        if apply_to is not None:
+            np.subtract(apply_to, g, out=apply_to)
     return g
 
 

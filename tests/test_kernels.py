@@ -219,3 +219,20 @@ def test_rram_pulses_match_numpy(soft):
     normals = np.random.default_rng(1).standard_normal(moved, dtype=DTYPE)
     kernels._np_rram_pulse(ref, n, dw, ud, soft, F32(-0.6), F32(0.6), F32(0.3), normals)
     assert moved == np.count_nonzero(n) and np.array_equal(ours, ref)
+
+
+def test_adam_applied_to_the_weights_is_adam_then_the_subtraction(x):
+    W = np.cos(x)
+    m, v = np.zeros_like(x), np.zeros_like(x)
+    step = kernels.adam_(x.copy(), m.copy(), v.copy(), 0.9, 0.999, 1e-3, 1e-8)
+    fused = W.copy()
+    assert np.array_equal(kernels.adam_(x.copy(), m, v, 0.9, 0.999, 1e-3, 1e-8, apply_to=fused), step)
+    assert np.array_equal(fused, W - step)
+
+
+def test_only_the_plain_subtraction_is_fused_into_the_optimiser():
+    from neurodecorr.devices import DEVICE_KINDS
+
+    # a device made without __init__: plain_writes depends on its class alone
+    fused = {kind for kind, cls in DEVICE_KINDS.items() if object.__new__(cls).plain_writes}
+    assert fused == {"ideal"}

@@ -50,8 +50,19 @@ class IdealDevice:
         """array ← array − delta, in place. Every change of a synapse in neurodecorr is a call of
         some device's `write`; devices that quantise or add noise override it. Counted: every
         entry with a nonzero change."""
-        self.counter.writes(key, delta, array.size)
+        self.written(array, delta, key)
         np.subtract(array, delta, out=array)
+
+    @property
+    def plain_writes(self) -> bool:
+        """Whether `write` is exactly array − delta (this class's own write): the training step
+        may then have the optimiser subtract its step in the pass that forms it, and report it
+        with `written`."""
+        return type(self).write is IdealDevice.write
+
+    def written(self, array: np.ndarray, delta: np.ndarray, key: ArrayKey) -> None:
+        """Count the change delta, subtracted from array (by `write`, or fused with the step)."""
+        self.counter.writes(key, delta, array.size)
 
     def inference(self) -> IdealDevice:
         return self

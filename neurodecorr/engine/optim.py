@@ -30,7 +30,7 @@ class Optimizer(Protocol):
     @classmethod
     def from_config(cls, config) -> Optimizer: ...
     def next_step(self) -> None: ...
-    def step(self, key: ArrayKey, grad: np.ndarray) -> np.ndarray: ...
+    def step(self, key: ArrayKey, grad: np.ndarray, apply_to: np.ndarray | None = None) -> np.ndarray: ...
 
 
 def _slot(state: dict[str, np.ndarray], name: str, like: np.ndarray) -> np.ndarray:
@@ -52,8 +52,9 @@ class SGD:
     def next_step(self) -> None:
         pass
 
-    def step(self, key: ArrayKey, grad: np.ndarray) -> np.ndarray:
-        """Turn `grad` into the step for the array `key`, in place; returns it."""
+    def step(self, key: ArrayKey, grad: np.ndarray, apply_to: np.ndarray | None = None) -> np.ndarray:
+        """Turn `grad` into the step for the array `key`, in place; returns it. apply_to: also
+        subtract the step from this array (a device whose write is the plain subtraction)."""
         if self.momentum:
             v = _slot(self.state, f"{key.name}.v", grad)
             v *= DTYPE(self.momentum)
@@ -61,6 +62,8 @@ class SGD:
             np.multiply(v, DTYPE(self.lr), out=grad)
         else:
             grad *= DTYPE(self.lr)
+        if apply_to is not None:
+            np.subtract(apply_to, grad, out=apply_to)
         return grad
 
 
@@ -85,14 +88,16 @@ class Adam:
         """Advance the time step t once per batch, before the per-synapse `step` calls."""
         self.state["t"] += 1
 
-    def step(self, key: ArrayKey, grad: np.ndarray) -> np.ndarray:
+    def step(self, key: ArrayKey, grad: np.ndarray, apply_to: np.ndarray | None = None) -> np.ndarray:
+        """The step for the array `key` from `grad`, in grad's buffer; apply_to: also subtracted
+        from this array in the same pass."""
         b1, b2 = (DTYPE(b) for b in self.betas)
         t = int(self.state["t"])
         m = _slot(self.state, f"{key.name}.m", grad)
         v = _slot(self.state, f"{key.name}.v", grad)
         correction = np.sqrt(1 - float(b2) ** t)
         lr_t = self.lr * correction / (1 - float(b1) ** t)
-        return kernels.adam_(grad, m, v, b1, b2, lr_t, self.eps * correction)
+        return kernels.adam_(grad, m, v, b1, b2, lr_t, self.eps * correction, apply_to)
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

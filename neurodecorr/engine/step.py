@@ -40,7 +40,10 @@ def train_step(learner: Learner, x: np.ndarray, labels: np.ndarray, rng: np.rand
                 grad = buffers[w_key] = np.empty_like(layer.W)
             local_outer(e, trace.x, out=grad)
             device.counter.update(w_key, e, trace.x)
-            device.write(layer.W, learner.optimizer.step(w_key, grad), w_key)
+            if getattr(device, "plain_writes", False):  # the step subtracted as it is formed
+                device.written(layer.W, learner.optimizer.step(w_key, grad, apply_to=layer.W), w_key)
+            else:
+                device.write(layer.W, learner.optimizer.step(w_key, grad), w_key)
             device.write(layer.b, learner.optimizer.step(b_key, e.mean(axis=0)), b_key)
     if learner.decor is not None:
         with during("decorrelation"):
