@@ -109,11 +109,12 @@ def run_point(config: dict, run_dir: str, blas_threads: int = 1) -> dict:
 
 def expected_cost(point: RunPoint) -> float:
     """A rough relative run time, to submit the longest runs first: epochs, times the device's
-    cost (a crossbar's noisy tiled products and NP's second pass are slow), times two with
-    decorrelation."""
+    cost, decorrelation's and node perturbation's (`make bench` on small-mlp: a crossbar run
+    takes 2–5× the ideal one, a digital one ~1.2×, the seed rule ~2.5× no decorrelation, NP's
+    second pass ~1.4× BP)."""
     c = point.config
-    device = {"crossbar": 4.0, "digital": 2.0}.get(_kind(c.profile), 1.0)
-    return c.epochs * device * (2.0 if c.decor != "none" else 1.0) * (1.6 if c.rule == "np" else 1.0)
+    device = {"crossbar": 3.0, "digital": 1.2}.get(_kind(c.profile), 1.0)
+    return c.epochs * device * (2.5 if c.decor != "none" else 1.0) * (1.4 if c.rule == "np" else 1.0)
 
 
 def _kind(profile: str) -> str:
