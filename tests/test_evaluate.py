@@ -28,8 +28,10 @@ def test_pcm_drift_is_evaluated_per_time(deploy_run):
     report = evaluate(deploy_run, "analog-pcm", [1.0, 3600.0, 30 * 86400.0], log=lambda s: None)
     assert [r["inference_time_s"] for r in report["results"]] == [1.0, 3600.0, 30 * 86400.0]
     assert all(0.5 < r["accuracy"] <= 1 for r in report["results"])
-    energies = {r["inference_per_sample_j"] for r in report["results"]}
-    assert len(energies) == 1  # drift changes what is read, not how much is done
+    energies = [r["inference_per_sample_j"] for r in report["results"]]
+    # drift changes what is read, not how much is done: only event-driven counts move, when an
+    # output lands exactly on 0 (no message, 10 fewer effective synops of 36 M at 30 days)
+    assert max(energies) / min(energies) - 1 < 1e-4
 
 
 def test_bad_evaluate_input_is_one_line(deploy_run, tmp_path):

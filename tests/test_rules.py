@@ -131,17 +131,25 @@ def test_np_modulators_estimate_the_gradient(decor, rng):
 
 
 def test_every_synapse_changes_only_through_the_device_write(monkeypatch, digits):
-    """Locality by construction: the device's write is the only code that changes W, b or R."""
+    """Locality by construction: the device's write is the only code that changes W, b or R —
+    or, on a device whose write is the plain subtraction, the optimiser's step applied in the
+    pass that forms it, which the device is told of (`written`)."""
     for rule in sorted(CREDIT_RULES):
         learner = make_learner(TrainConfig(rule=rule, decor="seed", lr=1e-3), _small_spec(), 64, 10)
         written = set()
-        real = learner.net.device.write
+        device = learner.net.device
+        real, real_written = device.write, device.written
 
         def spy(synapses, delta, key, written=written, real=real):
             written.add(id(synapses))
             real(synapses, delta, key)
 
-        monkeypatch.setattr(learner.net.device, "write", spy)
+        def spy_written(synapses, delta, key, written=written, real=real_written):
+            written.add(id(synapses))
+            real(synapses, delta, key)
+
+        monkeypatch.setattr(device, "write", spy)
+        monkeypatch.setattr(device, "written", spy_written)
         before = {k: v.copy() for k, v in learner.net.arrays().items()}
         idx = np.arange(64)
         train_step(learner, digits.x_train[idx], digits.y_train[idx], np.random.default_rng(0), {})
