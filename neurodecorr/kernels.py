@@ -3,24 +3,27 @@
 A training step's matrix products run at the BLAS's rate; what kept the engine below it was
 element-wise work done as chains of numpy passes, each reading and writing whole arrays: Adam's
 ten passes over every synapse, the fixed-point rounding of every write on a digital chip, the
-float16 operands of a crossbar's periphery. Each kernel here does one such chain in one pass.
+float16 operands, DACs, ADCs and noise of a crossbar. Each kernel here does one chain in one
+pass (`make bench` and README "Speed" show what it bought).
 
 With numba (a dependency) the kernels are compiled once per machine (cached beside this file)
-and run on one thread; `NEURODECORR_KERNELS=numpy` selects the pure-numpy versions, which
-compute the same values (up to float32 rounding order in `adam_`; bit for bit elsewhere —
-`tests/test_kernels.py` holds the two together in the same run). Without numba installed, numpy
-is used.
+and run on one thread: numba's parallel loops measured up to 20× slower while another process
+kept a core busy (each launch waits for a second core), and the BLAS already uses both.
+`NEURODECORR_KERNELS=numpy` selects the pure-numpy versions, which compute the same values
+(`tests/test_kernels.py` holds the two together in the same run); without numba, numpy is used.
 
-Random numbers for stochastic rounding are counter-based: one 64-bit key drawn from the caller's
-generator per call, and for element i the uniform u_i = splitmix64(key + i·φ) >> 40, times 2^−24
-(24 random bits, in [0, 1)). A result depends on the generator's state and the array's values
-only, not on the number of threads.
+Random numbers are counter-based: one 64-bit key drawn from the caller's generator per call,
+and for element i the 64 bits z_i = splitmix64(key + i·φ). Stochastic rounding takes the
+uniform (z_i >> 40)·2^−24; `normals` runs Marsaglia & Tsang's ziggurat (128 strips) on z_i, its
+sign and strip from separate bits (the high 32, the low 7), its rare rejections on draws
+numbered from i. A result depends on the generator's state and i alone, not on threads.
 
 Shapes: any (arrays are flattened; they must be C-contiguous float32 where written in place).
 """
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -99,8 +102,6 @@ def _py_unit(key2, i, j):  # a uniform in (0, 1) from element i's j-th extra dra
 
 def _py_normal_slow(key2, i, hz, iz):
     """The ziggurat's rare path for element i (its first draw hz, iz rejected), in Python."""
-    import math
-
     j = 0
     while True:
         x = hz * _ZIG_W[iz]
@@ -235,9 +236,7 @@ def _np_adc_sum(parts, noise, bound, step):
 
 
 # ----------------------------------------------------------------------- numba
-# Each kernel is the numpy version above as one loop on one thread. (numba's parallel loops
-# measured up to 20 times slower than one thread while another process kept a core busy: each
-# launch waits for a second core. A step's matrix products use the BLAS's threads.)
+# Each kernel is the numpy version above as one loop (one thread: see the module's docstring).
 if numba is not None:
     _jit = numba.njit(nogil=True, cache=True, error_model="numpy")  # no zero-division checks: SIMD
 
@@ -250,7 +249,7 @@ if numba is not None:
         return np.float32(z >> _S40) * _TO_UNIT
 
     @numba.njit(cache=True, error_model="numpy")
-    def _nb_sub_unit(key2, i, j):
+    def _nb_sub_draw(key2, i, j):
         z = (np.uint64(i) << _SUB) + np.uint64(j)
         z = z * _GOLDEN + key2
         z = (z ^ (z >> _S30)) * _M1
@@ -265,15 +264,15 @@ if numba is not None:
             x = hz * w[iz]
             if iz == 0:  # the tail beyond r
                 while True:
-                    x = -np.log(((_nb_sub_unit(key2, i, j) >> np.uint64(40)) + 0.5) * 2.0 ** -24) / _ZIG_R
-                    y = -np.log(((_nb_sub_unit(key2, i, j + 1) >> np.uint64(40)) + 0.5) * 2.0 ** -24)
+                    x = -np.log(((_nb_sub_draw(key2, i, j) >> np.uint64(40)) + 0.5) * 2.0 ** -24) / _ZIG_R
+                    y = -np.log(((_nb_sub_draw(key2, i, j + 1) >> np.uint64(40)) + 0.5) * 2.0 ** -24)
                     j += 2
                     if y + y >= x * x:
                         return _ZIG_R + x if hz > 0 else -_ZIG_R - x
-            u = ((_nb_sub_unit(key2, i, j) >> np.uint64(40)) + 0.5) * 2.0 ** -24
+            u = ((_nb_sub_draw(key2, i, j) >> np.uint64(40)) + 0.5) * 2.0 ** -24
             if f[iz] + u * (f[iz - 1] - f[iz]) < np.exp(-0.5 * x * x):
                 return x
-            z = _nb_sub_unit(key2, i, j + 1)
+            z = _nb_sub_draw(key2, i, j + 1)
             j += 2
             hz = np.int64(z >> np.uint64(32)) - 2**31
             iz = np.int64(z & np.uint64(127))
