@@ -361,20 +361,20 @@ if numba is not None:
             x = h[i]
             signal[i] *= np.float32(1) if x > 0 else (slope if x <= 0 else x)  # NaN stays NaN
 
+    @numba.njit(inline="always", cache=True, error_model="numpy")
+    def _nb_round(s, lo, hi, key, i, stochastic):
+        """s rounded (to nearest, or stochastically with element i's uniform), clipped to [lo, hi]."""
+        if stochastic:
+            low = np.floor(s)
+            r = low + (np.float32(1) if _nb_uniform(key, i) < s - low else np.float32(0))
+        else:
+            r = np.rint(s)
+        return lo if r < lo else (hi if r > hi else r)
+
     @_jit
     def _nb_to_grid(x, out, step, lo, hi, key, stochastic):
         for i in range(x.size):
-            s = x[i] / step
-            if stochastic:
-                low = np.floor(s)
-                r = low + (np.float32(1) if _nb_uniform(key, i) < s - low else np.float32(0))
-            else:
-                r = np.rint(s)
-            if r < lo:
-                r = lo
-            elif r > hi:
-                r = hi
-            out[i] = r * step
+            out[i] = _nb_round(x[i] / step, lo, hi, key, i, stochastic) * step
 
     @_jit
     def _nb_half(a, bits, out, out_bits):  # a and bits: one array seen as float32 and as uint32
@@ -452,18 +452,7 @@ if numba is not None:
             for c in range(cols):
                 off = np.float32(1) if diag and r == c else np.float32(0)
                 v = array[r, c] - off
-                s = (v - delta[r, c]) / step
-                i = r * cols + c
-                if stochastic:
-                    low = np.floor(s)
-                    q = low + (np.float32(1) if _nb_uniform(key, i) < s - low else np.float32(0))
-                else:
-                    q = np.rint(s)
-                if q < lo:
-                    q = lo
-                elif q > hi:
-                    q = hi
-                new = q * step
+                new = _nb_round((v - delta[r, c]) / step, lo, hi, key, r * cols + c, stochastic) * step
                 if new != v:
                     moved += 1
                 array[r, c] = new + off
@@ -486,20 +475,6 @@ if numba is not None:
         for i in range(R.size):
             r = R[i]
             grad[i] = r - gain * (r - lr * grad[i])
-
-    @_jit
-    def _nb_adc_sum(parts, noise, bound, step, out):
-        n_tiles = parts.shape[0]
-        for j in range(parts.shape[1]):
-            acc = np.float32(0)
-            for t in range(n_tiles):
-                p = parts[t, j] + noise[t, j]
-                if p < -bound:
-                    p = -bound
-                elif p > bound:
-                    p = bound
-                acc += np.rint(p / step) * step
-            out[j] = acc
 
 
 def _fused(*arrays: np.ndarray) -> bool:
@@ -709,14 +684,3 @@ def seed_delta_(R: np.ndarray, grad: np.ndarray, gain, lr) -> np.ndarray:
     else:
         _np_seed_delta(R, grad, gain, lr)
     return grad
-
-
-def adc_sum(parts: np.ndarray, noise: np.ndarray, bound: float, step: float) -> np.ndarray:
-    """Σ over the first axis (a crossbar's tiles) of each partial sum with its noise added,
-    clipped to ±bound and rounded to the ADC's step: parts, noise (T, …) → (…)."""
-    bound, step = DTYPE(bound), DTYPE(step)
-    if not _fused(parts, noise) or parts.shape != noise.shape:
-        return _np_adc_sum(parts, noise, bound, step)
-    out = np.empty(parts.shape[1:], dtype=DTYPE)
-    _nb_adc_sum(parts.reshape(len(parts), -1), noise.reshape(len(noise), -1), bound, step, out.reshape(-1))
-    return out

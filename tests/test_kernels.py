@@ -106,17 +106,6 @@ def test_leaky_relu_and_its_derivative_match_numpy(x):
     assert np.isnan(kernels.times_leaky_derivative_(h, np.ones(3, DTYPE), slope)[0])
 
 
-def test_adc_sum_matches_numpy():
-    rng = np.random.default_rng(5)
-    parts = rng.standard_normal((4, 64, 30)).astype(DTYPE)
-    noise = (0.1 * rng.standard_normal(parts.shape)).astype(DTYPE)
-    ours = kernels.adc_sum(parts, noise, 1.5, 0.01)
-    ref = kernels._np_adc_sum(parts, noise, F32(1.5), F32(0.01))
-    assert ours.shape == (64, 30)
-    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5)  # four ADC codes summed in either order
-    assert np.abs(ours).max() <= 4 * 1.5 + 1e-5
-
-
 def test_accumulator_and_pulses_match_numpy(x):
     change = x * F32(1e-3)
     acc_ours, acc_ref = np.zeros_like(x), np.zeros_like(x)
