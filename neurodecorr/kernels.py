@@ -23,6 +23,7 @@ Shapes: any (arrays are flattened; they must be C-contiguous float32 where writt
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 
@@ -36,14 +37,19 @@ _CHOICES = ("numba", "numpy")
 _choice = os.environ.get(KERNELS_ENV, "numba")
 if _choice not in _CHOICES:
     raise ValueError(f"{KERNELS_ENV}={_choice!r}: expected one of {', '.join(_CHOICES)}")
-try:
-    if _choice != "numba":
-        raise ImportError
-    import numba
-except ImportError:
-    numba = None
+_HAVE_NUMBA = _choice == "numba" and importlib.util.find_spec("numba") is not None
+BACKEND = "numba" if _HAVE_NUMBA else "numpy"
+_compiled = None
 
-BACKEND = "numba" if numba is not None else "numpy"
+
+def _nb():
+    """The compiled kernels (`neurodecorr._compiled`), imported on first use."""
+    global _compiled
+    if _compiled is None:
+        from neurodecorr import _compiled as module
+
+        _compiled = module
+    return _compiled
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
@@ -235,251 +241,9 @@ def _np_adc_sum(parts, noise, bound, step):
     return (np.rint(parts / step) * step).sum(axis=0, dtype=DTYPE)
 
 
-# ----------------------------------------------------------------------- numba
-# Each kernel is the numpy version above as one loop (one thread: see the module's docstring).
-if numba is not None:
-    _jit = numba.njit(nogil=True, cache=True, error_model="numpy")  # no zero-division checks: SIMD
-
-    @numba.njit(inline="always", cache=True)
-    def _nb_uniform(key, i):
-        z = np.uint64(i) * _GOLDEN + key
-        z = (z ^ (z >> _S30)) * _M1
-        z = (z ^ (z >> _S27)) * _M2
-        z = z ^ (z >> _S31)
-        return np.float32(z >> _S40) * _TO_UNIT
-
-    @numba.njit(cache=True, error_model="numpy")
-    def _nb_sub_draw(key2, i, j):
-        z = (np.uint64(i) << _SUB) + np.uint64(j)
-        z = z * _GOLDEN + key2
-        z = (z ^ (z >> _S30)) * _M1
-        z = (z ^ (z >> _S27)) * _M2
-        z = z ^ (z >> _S31)
-        return z
-
-    @numba.njit(cache=True, error_model="numpy")
-    def _nb_normal_slow(key2, i, hz, iz, k, w, f):
-        j = 0
-        while True:
-            x = hz * w[iz]
-            if iz == 0:  # the tail beyond r
-                while True:
-                    x = -np.log(((_nb_sub_draw(key2, i, j) >> np.uint64(40)) + 0.5) * 2.0 ** -24) / _ZIG_R
-                    y = -np.log(((_nb_sub_draw(key2, i, j + 1) >> np.uint64(40)) + 0.5) * 2.0 ** -24)
-                    j += 2
-                    if y + y >= x * x:
-                        return _ZIG_R + x if hz > 0 else -_ZIG_R - x
-            u = ((_nb_sub_draw(key2, i, j) >> np.uint64(40)) + 0.5) * 2.0 ** -24
-            if f[iz] + u * (f[iz - 1] - f[iz]) < np.exp(-0.5 * x * x):
-                return x
-            z = _nb_sub_draw(key2, i, j + 1)
-            j += 2
-            hz = np.int64(z >> np.uint64(32)) - 2**31
-            iz = np.int64(z & np.uint64(127))
-            if abs(hz) < k[iz]:
-                return hz * w[iz]
-
-    @numba.njit(inline="always", cache=True, error_model="numpy")
-    def _nb_normal_at(key, key2, i, k, w, f):
-        z = np.uint64(i) * _GOLDEN + key
-        z = (z ^ (z >> _S30)) * _M1
-        z = (z ^ (z >> _S27)) * _M2
-        z = z ^ (z >> _S31)
-        hz = np.int64(z >> np.uint64(32)) - 2**31
-        iz = np.int64(z & np.uint64(127))
-        if abs(hz) < k[iz]:
-            return np.float32(hz * w[iz])
-        return np.float32(_nb_normal_slow(key2, i, hz, iz, k, w, f))
-
-    @_jit
-    def _nb_normals(key, key2, out, k, w, f):
-        for i in range(out.size):
-            out[i] = _nb_normal_at(key, key2, i, k, w, f)
-
-    @_jit
-    def _nb_noisy_adc_sum(parts, sd, sd0, inv_scale, bound, step, key, key2, k, w, f, out):
-        n_tiles, n = parts.shape
-        per_entry = sd.size > 0
-        for j in range(n):
-            acc = np.float32(0)
-            for t in range(n_tiles):
-                z = _nb_normal_at(key, key2, t * n + j, k, w, f)
-                p = parts[t, j] * inv_scale + (sd[t, j] if per_entry else sd0) * z
-                if p < -bound:
-                    p = -bound
-                elif p > bound:
-                    p = bound
-                acc += np.rint(p / step) * step
-            out[j] = acc
-
-    @_jit
-    def _nb_add_noise(W, sd, scale, key, key2, k, w, f, out):
-        for i in range(W.size):
-            out[i] = W[i] + (scale * sd[i]) * _nb_normal_at(key, key2, i, k, w, f)
-
-    @_jit
-    def _nb_dac(x, levels, bound_step, xq, peak):
-        rows, cols = x.shape
-        for r in range(rows):
-            top = np.float32(0)
-            for c in range(cols):
-                a = abs(x[r, c])
-                if a > top or a != a:
-                    top = a
-            if top == 0:
-                top = np.float32(1)
-            peak[r, 0] = top
-            for c in range(cols):
-                v = x[r, c] / top
-                v = np.float32(-1) if v < -1 else (np.float32(1) if v > 1 else v)
-                xq[r, c] = np.rint(v * levels) * bound_step
-
-    @_jit
-    def _nb_adam(g, m, v, b1, b2, lr_t, eps_t, W, apply):
-        c1, c2 = np.float32(1) - b1, np.float32(1) - b2
-        for i in range(g.size):
-            gi = g[i]
-            mi = m[i] * b1 + gi * c1
-            vi = v[i] * b2 + (gi * gi) * c2
-            m[i] = mi
-            v[i] = vi
-            step = (mi / (np.sqrt(vi) + eps_t)) * lr_t
-            g[i] = step
-            if apply:
-                W[i] -= step
-
-    @_jit
-    def _nb_leaky(h, out, slope):
-        for i in range(h.size):
-            x = h[i]
-            y = x * slope
-            out[i] = x if x > y else y
-
-    @_jit
-    def _nb_leaky_back(h, signal, slope):
-        for i in range(h.size):
-            x = h[i]
-            signal[i] *= np.float32(1) if x > 0 else (slope if x <= 0 else x)  # NaN stays NaN
-
-    @numba.njit(inline="always", cache=True, error_model="numpy")
-    def _nb_round(s, lo, hi, key, i, stochastic):
-        """s rounded (to nearest, or stochastically with element i's uniform), clipped to [lo, hi]."""
-        if stochastic:
-            low = np.floor(s)
-            r = low + (np.float32(1) if _nb_uniform(key, i) < s - low else np.float32(0))
-        else:
-            r = np.rint(s)
-        return lo if r < lo else (hi if r > hi else r)
-
-    @_jit
-    def _nb_to_grid(x, out, step, lo, hi, key, stochastic):
-        for i in range(x.size):
-            out[i] = _nb_round(x[i] / step, lo, hi, key, i, stochastic) * step
-
-    @_jit
-    def _nb_half(a, bits, out, out_bits):  # a and bits: one array seen as float32 and as uint32
-        for i in range(a.size):
-            y = a[i]
-            ay = abs(y)
-            if ay < _F16_MIN_NORMAL:  # float16's subnormals: one fixed spacing
-                out[i] = np.rint(y / _F16_SUB_STEP) * _F16_SUB_STEP
-            elif ay >= _F16_OVERFLOW:  # what float16 cannot hold (infinities included)
-                out[i] = np.inf if y > 0 else -np.inf
-            elif ay != ay:  # NaN
-                out[i] = y
-            else:  # the 23-bit mantissa to float16's 10 bits, to nearest, ties to even
-                b = bits[i]
-                out_bits[i] = (b + np.uint32(0x0FFF) + ((b >> np.uint32(13)) & np.uint32(1))) \
-                    & np.uint32(0xFFFFE000)
-
-    @_jit
-    def _nb_accumulate(acc, change, step, limit, n):
-        for i in range(acc.size):
-            a = acc[i] + change[i]
-            k = np.trunc(a / step)
-            if k < -limit:
-                k = -limit
-            elif k > limit:
-                k = limit
-            if k != 0:
-                a -= k * step
-            acc[i] = a
-            n[i] = k
-
-    @_jit
-    def _nb_pulse(w, n, eps, coeff, normals, lo, hi):
-        k = 0
-        for i in range(w.size):
-            wi = w[i]
-            if n[i] != 0:
-                wi += n[i] * eps + coeff * np.sqrt(abs(n[i])) * eps * normals[k]
-                k += 1
-            w[i] = lo if wi < lo else (hi if wi > hi else wi)
-
-    @_jit
-    def _nb_rram_pulse(w, n, dw, ud, soft, w_min, w_max, ctoc, normals):
-        one, zero = np.float32(1), np.float32(0)
-        k = 0
-        for i in range(w.size):
-            wi = w[i]
-            ni = n[i]
-            if ni != 0:
-                up = ni > 0
-                step = dw[i] * ((one + ud[i]) if up else (one - ud[i]))
-                if soft:
-                    step = step * ((one - wi / w_max) if up else (one - wi / w_min))
-                step = step if step > zero else zero
-                wi = wi + ni * step + (ctoc * step * np.sqrt(abs(ni))) * normals[k]
-                k += 1
-            w[i] = w_min if wi < w_min else (w_max if wi > w_max else wi)
-
-    @_jit
-    def _nb_max_abs_diff(a, b):
-        top = np.float32(0)
-        for i in range(a.size):
-            d = abs(a[i] - b[i])
-            if d != d:  # NaN wins, as in numpy's max
-                return d
-            if d > top:
-                top = d
-        return top
-
-    @_jit
-    def _nb_grid_write(array, delta, step, lo, hi, key, stochastic, diag):
-        rows, cols = array.shape
-        moved = 0
-        for r in range(rows):
-            for c in range(cols):
-                off = np.float32(1) if diag and r == c else np.float32(0)
-                v = array[r, c] - off
-                new = _nb_round((v - delta[r, c]) / step, lo, hi, key, r * cols + c, stochastic) * step
-                if new != v:
-                    moved += 1
-                array[r, c] = new + off
-        return moved
-
-    @_jit
-    def _nb_max_abs_diff_diag(a, b):
-        top = np.float32(0)
-        for r in range(a.shape[0]):
-            for c in range(a.shape[1]):
-                d = abs(a[r, c] - (np.float32(1) if r == c else np.float32(0)) - b[r, c])
-                if d != d:
-                    return d
-                if d > top:
-                    top = d
-        return top
-
-    @_jit
-    def _nb_seed_delta(R, grad, gain, lr):
-        for i in range(R.size):
-            r = R[i]
-            grad[i] = r - gain * (r - lr * grad[i])
-
-
 def _fused(*arrays: np.ndarray) -> bool:
     """Whether the compiled kernel takes these arrays (flattened as views, written in place)."""
-    return numba is not None and all(a.flags.c_contiguous and a.dtype == DTYPE for a in arrays)
+    return _HAVE_NUMBA and all(a.flags.c_contiguous and a.dtype == DTYPE for a in arrays)
 
 
 # ----------------------------------------------------------------------- the kernels
@@ -495,10 +259,10 @@ def normals(shape, rng: np.random.Generator) -> np.ndarray:
     numpy fallback gives the same values (its rare path in Python)."""
     key = draw_key(rng)
     n = int(np.prod(shape))
-    if numba is None:
+    if not _HAVE_NUMBA:
         return _np_normals(n, key).reshape(shape)
     out = np.empty(shape, dtype=DTYPE)
-    _nb_normals(key, _second_key(key), out.reshape(-1), _ZIG_K, _ZIG_W, _ZIG_F)
+    _nb()._nb_normals(key, _second_key(key), out.reshape(-1), _ZIG_K, _ZIG_W, _ZIG_F)
     return out
 
 
@@ -510,14 +274,14 @@ def noisy_adc_sum(parts: np.ndarray, sd, inv_scale, bound: float, step: float,
     the kernel, never stored."""
     inv_scale, bound, step = DTYPE(inv_scale), DTYPE(bound), DTYPE(step)
     scalar = np.ndim(sd) == 0
-    if numba is None or not _fused(parts) or not (scalar or np.shape(sd) == parts.shape):
+    if not _HAVE_NUMBA or not _fused(parts) or not (scalar or np.shape(sd) == parts.shape):
         noise = normals(parts.shape, rng)
         noise *= DTYPE(sd) if scalar else sd
         return _np_adc_sum(parts * inv_scale, noise, bound, step)
     key = draw_key(rng)
     sd_arr = np.empty((0, 0), DTYPE) if scalar else np.ascontiguousarray(sd, dtype=DTYPE).reshape(len(parts), -1)
     out = np.empty(parts.shape[1:], dtype=DTYPE)
-    _nb_noisy_adc_sum(parts.reshape(len(parts), -1), sd_arr, DTYPE(sd) if scalar else DTYPE(0), inv_scale,
+    _nb()._nb_noisy_adc_sum(parts.reshape(len(parts), -1), sd_arr, DTYPE(sd) if scalar else DTYPE(0), inv_scale,
                       bound, step, key, _second_key(key), _ZIG_K, _ZIG_W, _ZIG_F, out.reshape(-1))
     return out
 
@@ -525,11 +289,11 @@ def noisy_adc_sum(parts: np.ndarray, sd, inv_scale, bound: float, step: float,
 def add_noise(W: np.ndarray, sd: np.ndarray, scale, rng: np.random.Generator) -> np.ndarray:
     """W + scale·sd·ξ, ξ standard normal (`normals(W.shape, rng)`), as a new array."""
     scale = DTYPE(scale)
-    if numba is None or not _fused(W, sd) or W.shape != sd.shape:
+    if not _HAVE_NUMBA or not _fused(W, sd) or W.shape != sd.shape:
         return (W + scale * sd * normals(W.shape, rng)).astype(DTYPE)
     key = draw_key(rng)
     out = np.empty_like(W)
-    _nb_add_noise(W.reshape(-1), sd.reshape(-1), scale, key, _second_key(key), _ZIG_K, _ZIG_W, _ZIG_F,
+    _nb()._nb_add_noise(W.reshape(-1), sd.reshape(-1), scale, key, _second_key(key), _ZIG_K, _ZIG_W, _ZIG_F,
                   out.reshape(-1))
     return out
 
@@ -543,7 +307,7 @@ def dac(x: np.ndarray, levels: int, bound: float) -> tuple[np.ndarray, np.ndarra
         peak[peak == 0] = 1
         return np.rint(np.clip(x / peak, -1, 1) * levels) * bound_step, peak
     xq, peak = np.empty_like(x), np.empty((len(x), 1), DTYPE)
-    _nb_dac(x, levels, bound_step, xq, peak)
+    _nb()._nb_dac(x, levels, bound_step, xq, peak)
     return xq, peak
 
 
@@ -559,7 +323,7 @@ def adam_(g: np.ndarray, m: np.ndarray, v: np.ndarray, b1, b2, lr_t, eps_t,
     arrays = (g, m, v) if apply_to is None else (g, m, v, apply_to)
     if _fused(*arrays):
         W = g if apply_to is None else apply_to
-        _nb_adam(g.reshape(-1), m.reshape(-1), v.reshape(-1), b1, b2, lr_t, eps_t, W.reshape(-1),
+        _nb()._nb_adam(g.reshape(-1), m.reshape(-1), v.reshape(-1), b1, b2, lr_t, eps_t, W.reshape(-1),
                  apply_to is not None)
     else:
         _np_adam(g, m, v, b1, b2, lr_t, eps_t)
@@ -574,7 +338,7 @@ def leaky_relu(h: np.ndarray, slope) -> np.ndarray:
     if not _fused(h):
         return _np_leaky(h, slope)
     out = np.empty_like(h)
-    _nb_leaky(h.reshape(-1), out.reshape(-1), slope)
+    _nb()._nb_leaky(h.reshape(-1), out.reshape(-1), slope)
     return out
 
 
@@ -582,7 +346,7 @@ def times_leaky_derivative_(h: np.ndarray, signal: np.ndarray, slope) -> np.ndar
     """signal ⊙ f'(h) of the leaky ReLU (1 for h > 0, else slope), in place; returns signal."""
     slope = DTYPE(slope)
     if _fused(h, signal) and h.shape == signal.shape:
-        _nb_leaky_back(h.reshape(-1), signal.reshape(-1), slope)
+        _nb()._nb_leaky_back(h.reshape(-1), signal.reshape(-1), slope)
     else:
         _np_leaky_back(h, signal, slope)
     return signal
@@ -596,7 +360,7 @@ def to_grid(x: np.ndarray, step: float, lo: float, hi: float, key: np.uint64 | N
     if not _fused(x):
         return _np_to_grid(x, step, lo, hi, key)
     out = np.empty_like(x)
-    _nb_to_grid(x.reshape(-1), out.reshape(-1), DTYPE(step), DTYPE(lo), DTYPE(hi),
+    _nb()._nb_to_grid(x.reshape(-1), out.reshape(-1), DTYPE(step), DTYPE(lo), DTYPE(hi),
                 np.uint64(0) if key is None else key, key is not None)
     return out
 
@@ -608,7 +372,7 @@ def half(a: np.ndarray) -> np.ndarray:
         return _np_half(a)
     out = np.empty_like(a)
     flat, flat_out = a.reshape(-1), out.reshape(-1)
-    _nb_half(flat, flat.view(np.uint32), flat_out, flat_out.view(np.uint32))
+    _nb()._nb_half(flat, flat.view(np.uint32), flat_out, flat_out.view(np.uint32))
     return out
 
 
@@ -619,7 +383,7 @@ def accumulate_pulses_(acc: np.ndarray, change: np.ndarray, step, limit) -> np.n
     if not _fused(acc, change) or acc.shape != change.shape:
         return _np_accumulate(acc, change, step, limit)
     n = np.empty_like(acc)
-    _nb_accumulate(acc.reshape(-1), change.reshape(-1), step, limit, n.reshape(-1))
+    _nb()._nb_accumulate(acc.reshape(-1), change.reshape(-1), step, limit, n.reshape(-1))
     return n
 
 
@@ -632,7 +396,7 @@ def pulse_(w: np.ndarray, n: np.ndarray, eps, coeff, rng: np.random.Generator, b
     lo, hi = DTYPE(bounds[0]), DTYPE(bounds[1])
     normals = rng.standard_normal(moved, dtype=DTYPE) if moved else np.empty(0, DTYPE)
     if _fused(w, n) and w.shape == n.shape:
-        _nb_pulse(w.reshape(-1), n.reshape(-1), eps, coeff, normals, lo, hi)
+        _nb()._nb_pulse(w.reshape(-1), n.reshape(-1), eps, coeff, normals, lo, hi)
     else:
         _np_pulse(w, n, eps, coeff, normals, lo, hi)
     return moved
@@ -647,7 +411,7 @@ def rram_pulse_(w: np.ndarray, n: np.ndarray, dw: np.ndarray, ud: np.ndarray, so
     w_min, w_max, ctoc = DTYPE(bounds[0]), DTYPE(bounds[1]), DTYPE(ctoc)
     normals = rng.standard_normal(moved, dtype=DTYPE) if moved else np.empty(0, DTYPE)
     if _fused(w, n, dw, ud) and w.shape == n.shape == dw.shape == ud.shape:
-        _nb_rram_pulse(w.reshape(-1), n.reshape(-1), dw.reshape(-1), ud.reshape(-1), bool(soft_bounds),
+        _nb()._nb_rram_pulse(w.reshape(-1), n.reshape(-1), dw.reshape(-1), ud.reshape(-1), bool(soft_bounds),
                        w_min, w_max, ctoc, normals)
     else:
         _np_rram_pulse(w, n, dw, ud, soft_bounds, w_min, w_max, ctoc, normals)
@@ -659,8 +423,8 @@ def max_abs_diff(a: np.ndarray, b: np.ndarray, diag: bool = False) -> float:
     if not _fused(a, b) or a.shape != b.shape or not a.size:
         return _np_max_abs_diff(a - np.eye(len(a), dtype=DTYPE) if diag else a, b)
     if diag:
-        return float(_nb_max_abs_diff_diag(a, b))
-    return float(_nb_max_abs_diff(a.reshape(-1), b.reshape(-1)))
+        return float(_nb()._nb_max_abs_diff_diag(a, b))
+    return float(_nb()._nb_max_abs_diff(a.reshape(-1), b.reshape(-1)))
 
 
 def grid_write_(array: np.ndarray, delta: np.ndarray, step, lo, hi, key: np.uint64 | None = None,
@@ -672,7 +436,7 @@ def grid_write_(array: np.ndarray, delta: np.ndarray, step, lo, hi, key: np.uint
     if not _fused(array, delta) or array.shape != delta.shape or array.ndim > 2:
         return _np_grid_write(array, delta, step, lo, hi, key, diag)
     a2, d2 = (array.reshape(1, -1), delta.reshape(1, -1)) if array.ndim < 2 else (array, delta)
-    return int(_nb_grid_write(a2, d2, step, lo, hi, np.uint64(0) if key is None else key,
+    return int(_nb()._nb_grid_write(a2, d2, step, lo, hi, np.uint64(0) if key is None else key,
                               key is not None, diag))
 
 
@@ -680,7 +444,7 @@ def seed_delta_(R: np.ndarray, grad: np.ndarray, gain, lr) -> np.ndarray:
     """The seed rule's change R − g·(R − η·grad), written into grad; returns it."""
     gain, lr = DTYPE(gain), DTYPE(lr)
     if _fused(R, grad) and R.shape == grad.shape:
-        _nb_seed_delta(R.reshape(-1), grad.reshape(-1), gain, lr)
+        _nb()._nb_seed_delta(R.reshape(-1), grad.reshape(-1), gain, lr)
     else:
         _np_seed_delta(R, grad, gain, lr)
     return grad

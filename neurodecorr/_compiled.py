@@ -1,0 +1,281 @@
+"""The numba versions of `neurodecorr.kernels` (imported on the first kernel call, so that a
+process that never runs one does not pay numba's import). Each is the numpy version in
+`kernels` as one loop; see that module for what each computes and why one thread."""
+
+import numba
+import numpy as np
+
+from neurodecorr.kernels import (
+    _F16_MIN_NORMAL,
+    _F16_OVERFLOW,
+    _F16_SUB_STEP,
+    _GOLDEN,
+    _M1,
+    _M2,
+    _S27,
+    _S30,
+    _S31,
+    _S40,
+    _SUB,
+    _TO_UNIT,
+    _ZIG_R,
+)
+
+_jit = numba.njit(nogil=True, cache=True, error_model="numpy")  # no zero-division checks: SIMD
+
+
+@numba.njit(inline="always", cache=True)
+def _nb_uniform(key, i):
+    z = np.uint64(i) * _GOLDEN + key
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    z = z ^ (z >> _S31)
+    return np.float32(z >> _S40) * _TO_UNIT
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _nb_sub_draw(key2, i, j):
+    z = (np.uint64(i) << _SUB) + np.uint64(j)
+    z = z * _GOLDEN + key2
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    z = z ^ (z >> _S31)
+    return z
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _nb_normal_slow(key2, i, hz, iz, k, w, f):
+    j = 0
+    while True:
+        x = hz * w[iz]
+        if iz == 0:  # the tail beyond r
+            while True:
+                x = -np.log(((_nb_sub_draw(key2, i, j) >> np.uint64(40)) + 0.5) * 2.0 ** -24) / _ZIG_R
+                y = -np.log(((_nb_sub_draw(key2, i, j + 1) >> np.uint64(40)) + 0.5) * 2.0 ** -24)
+                j += 2
+                if y + y >= x * x:
+                    return _ZIG_R + x if hz > 0 else -_ZIG_R - x
+        u = ((_nb_sub_draw(key2, i, j) >> np.uint64(40)) + 0.5) * 2.0 ** -24
+        if f[iz] + u * (f[iz - 1] - f[iz]) < np.exp(-0.5 * x * x):
+            return x
+        z = _nb_sub_draw(key2, i, j + 1)
+        j += 2
+        hz = np.int64(z >> np.uint64(32)) - 2**31
+        iz = np.int64(z & np.uint64(127))
+        if abs(hz) < k[iz]:
+            return hz * w[iz]
+
+
+@numba.njit(inline="always", cache=True, error_model="numpy")
+def _nb_normal_at(key, key2, i, k, w, f):
+    z = np.uint64(i) * _GOLDEN + key
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    z = z ^ (z >> _S31)
+    hz = np.int64(z >> np.uint64(32)) - 2**31
+    iz = np.int64(z & np.uint64(127))
+    if abs(hz) < k[iz]:
+        return np.float32(hz * w[iz])
+    return np.float32(_nb_normal_slow(key2, i, hz, iz, k, w, f))
+
+
+@_jit
+def _nb_normals(key, key2, out, k, w, f):
+    for i in range(out.size):
+        out[i] = _nb_normal_at(key, key2, i, k, w, f)
+
+
+@_jit
+def _nb_noisy_adc_sum(parts, sd, sd0, inv_scale, bound, step, key, key2, k, w, f, out):
+    n_tiles, n = parts.shape
+    per_entry = sd.size > 0
+    for j in range(n):
+        acc = np.float32(0)
+        for t in range(n_tiles):
+            z = _nb_normal_at(key, key2, t * n + j, k, w, f)
+            p = parts[t, j] * inv_scale + (sd[t, j] if per_entry else sd0) * z
+            if p < -bound:
+                p = -bound
+            elif p > bound:
+                p = bound
+            acc += np.rint(p / step) * step
+        out[j] = acc
+
+
+@_jit
+def _nb_add_noise(W, sd, scale, key, key2, k, w, f, out):
+    for i in range(W.size):
+        out[i] = W[i] + (scale * sd[i]) * _nb_normal_at(key, key2, i, k, w, f)
+
+
+@_jit
+def _nb_dac(x, levels, bound_step, xq, peak):
+    rows, cols = x.shape
+    for r in range(rows):
+        top = np.float32(0)
+        for c in range(cols):
+            a = abs(x[r, c])
+            if a > top or a != a:
+                top = a
+        if top == 0:
+            top = np.float32(1)
+        peak[r, 0] = top
+        for c in range(cols):
+            v = x[r, c] / top
+            v = np.float32(-1) if v < -1 else (np.float32(1) if v > 1 else v)
+            xq[r, c] = np.rint(v * levels) * bound_step
+
+
+@_jit
+def _nb_adam(g, m, v, b1, b2, lr_t, eps_t, W, apply):
+    c1, c2 = np.float32(1) - b1, np.float32(1) - b2
+    for i in range(g.size):
+        gi = g[i]
+        mi = m[i] * b1 + gi * c1
+        vi = v[i] * b2 + (gi * gi) * c2
+        m[i] = mi
+        v[i] = vi
+        step = (mi / (np.sqrt(vi) + eps_t)) * lr_t
+        g[i] = step
+        if apply:
+            W[i] -= step
+
+
+@_jit
+def _nb_leaky(h, out, slope):
+    for i in range(h.size):
+        x = h[i]
+        y = x * slope
+        out[i] = x if x > y else y
+
+
+@_jit
+def _nb_leaky_back(h, signal, slope):
+    for i in range(h.size):
+        x = h[i]
+        signal[i] *= np.float32(1) if x > 0 else (slope if x <= 0 else x)  # NaN stays NaN
+
+
+@numba.njit(inline="always", cache=True, error_model="numpy")
+def _nb_round(s, lo, hi, key, i, stochastic):
+    """s rounded (to nearest, or stochastically with element i's uniform), clipped to [lo, hi]."""
+    if stochastic:
+        low = np.floor(s)
+        r = low + (np.float32(1) if _nb_uniform(key, i) < s - low else np.float32(0))
+    else:
+        r = np.rint(s)
+    return lo if r < lo else (hi if r > hi else r)
+
+
+@_jit
+def _nb_to_grid(x, out, step, lo, hi, key, stochastic):
+    for i in range(x.size):
+        out[i] = _nb_round(x[i] / step, lo, hi, key, i, stochastic) * step
+
+
+@_jit
+def _nb_half(a, bits, out, out_bits):  # a and bits: one array seen as float32 and as uint32
+    for i in range(a.size):
+        y = a[i]
+        ay = abs(y)
+        if ay < _F16_MIN_NORMAL:  # float16's subnormals: one fixed spacing
+            out[i] = np.rint(y / _F16_SUB_STEP) * _F16_SUB_STEP
+        elif ay >= _F16_OVERFLOW:  # what float16 cannot hold (infinities included)
+            out[i] = np.inf if y > 0 else -np.inf
+        elif ay != ay:  # NaN
+            out[i] = y
+        else:  # the 23-bit mantissa to float16's 10 bits, to nearest, ties to even
+            b = bits[i]
+            out_bits[i] = (b + np.uint32(0x0FFF) + ((b >> np.uint32(13)) & np.uint32(1))) \
+                & np.uint32(0xFFFFE000)
+
+
+@_jit
+def _nb_accumulate(acc, change, step, limit, n):
+    for i in range(acc.size):
+        a = acc[i] + change[i]
+        k = np.trunc(a / step)
+        if k < -limit:
+            k = -limit
+        elif k > limit:
+            k = limit
+        if k != 0:
+            a -= k * step
+        acc[i] = a
+        n[i] = k
+
+
+@_jit
+def _nb_pulse(w, n, eps, coeff, normals, lo, hi):
+    k = 0
+    for i in range(w.size):
+        wi = w[i]
+        if n[i] != 0:
+            wi += n[i] * eps + coeff * np.sqrt(abs(n[i])) * eps * normals[k]
+            k += 1
+        w[i] = lo if wi < lo else (hi if wi > hi else wi)
+
+
+@_jit
+def _nb_rram_pulse(w, n, dw, ud, soft, w_min, w_max, ctoc, normals):
+    one, zero = np.float32(1), np.float32(0)
+    k = 0
+    for i in range(w.size):
+        wi = w[i]
+        ni = n[i]
+        if ni != 0:
+            up = ni > 0
+            step = dw[i] * ((one + ud[i]) if up else (one - ud[i]))
+            if soft:
+                step = step * ((one - wi / w_max) if up else (one - wi / w_min))
+            step = step if step > zero else zero
+            wi = wi + ni * step + (ctoc * step * np.sqrt(abs(ni))) * normals[k]
+            k += 1
+        w[i] = w_min if wi < w_min else (w_max if wi > w_max else wi)
+
+
+@_jit
+def _nb_max_abs_diff(a, b):
+    top = np.float32(0)
+    for i in range(a.size):
+        d = abs(a[i] - b[i])
+        if d != d:  # NaN wins, as in numpy's max
+            return d
+        if d > top:
+            top = d
+    return top
+
+
+@_jit
+def _nb_grid_write(array, delta, step, lo, hi, key, stochastic, diag):
+    rows, cols = array.shape
+    moved = 0
+    for r in range(rows):
+        for c in range(cols):
+            off = np.float32(1) if diag and r == c else np.float32(0)
+            v = array[r, c] - off
+            new = _nb_round((v - delta[r, c]) / step, lo, hi, key, r * cols + c, stochastic) * step
+            if new != v:
+                moved += 1
+            array[r, c] = new + off
+    return moved
+
+
+@_jit
+def _nb_max_abs_diff_diag(a, b):
+    top = np.float32(0)
+    for r in range(a.shape[0]):
+        for c in range(a.shape[1]):
+            d = abs(a[r, c] - (np.float32(1) if r == c else np.float32(0)) - b[r, c])
+            if d != d:
+                return d
+            if d > top:
+                top = d
+    return top
+
+
+@_jit
+def _nb_seed_delta(R, grad, gain, lr):
+    for i in range(R.size):
+        r = R[i]
+        grad[i] = r - gain * (r - lr * grad[i])
