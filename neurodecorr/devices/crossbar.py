@@ -125,7 +125,7 @@ class CrossbarDevice(IdealDevice):
         self._noise_sq: dict[ArrayKey, tuple[np.ndarray, np.ndarray]] = {}
         self._step_noise: dict[ArrayKey, np.ndarray] = {}  # read_noise_scope "step": this step's
         self._residual: dict[ArrayKey, np.ndarray] = {}     # R − I of residual arrays (cached)
-        self._half: dict[ArrayKey, np.ndarray] = {}         # R in the periphery as float16 operands
+        self._half_R: dict[ArrayKey, np.ndarray] = {}       # R in the periphery as float16 operands
         if read_time_s is None and self.pcm is not None:
             read_time_s = self.pcm.t0_s
         self.read_time_s = read_time_s
@@ -151,7 +151,7 @@ class CrossbarDevice(IdealDevice):
 
     def begin_step(self) -> None:
         self._step_noise.clear()
-        self._half.clear()
+        self._half_R.clear()
 
     # ----------------------------------------------------------------- install and write
     def install(self, key, array):
@@ -168,7 +168,7 @@ class CrossbarDevice(IdealDevice):
             super().write(array, delta, key)
             return
         if storage == "periphery":  # a digital read-modify-write of the float32 master
-            self._half.pop(key, None)
+            self._half_R.pop(key, None)
             np.subtract(array, delta, out=array)
             self.counter.periphery(key, ops=array.size, bytes=2 * MASTER_BYTES * array.size)
             return
@@ -251,9 +251,9 @@ class CrossbarDevice(IdealDevice):
         if storage == "periphery":  # the master read from SRAM once per batch, float16 MACs
             self.counter.product(key, x, n_out, periphery=True)
             self.counter.periphery(key, bytes=MASTER_BYTES * W.size)
-            W16 = self._half.get(key)
+            W16 = self._half_R.get(key)
             if W16 is None:  # operands of this step's reads (dropped at a write and each step)
-                W16 = self._half[key] = _half(W)
+                W16 = self._half_R[key] = _half(W)
             x16 = _half(x)
             return x16 @ W16 if transposed else x16 @ W16.T
         reads = self._reads()
