@@ -104,8 +104,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=60, help="timed steps per configuration (three blocks)")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--chip-samples", type=int, default=20000,
-                   help="training samples of each whole run in the chip comparison")
+    p.add_argument("--chip-samples", type=int, default=60000,
+                   help="training samples of each whole run in the chip comparison (default: an epoch)")
     args = p.parse_args(argv)
     data = load_dataset("fashion-mnist")
     from neurodecorr import kernels
