@@ -30,7 +30,7 @@ def test_pcm_drift_is_evaluated_per_time(deploy_run):
     assert all(0.5 < r["accuracy"] <= 1 for r in report["results"])
     energies = [r["inference_per_sample_j"] for r in report["results"]]
     # drift changes what is read, not how much is done: only event-driven counts move, when an
-    # output lands exactly on 0 (no message, 10 fewer effective synops of 36 M at 30 days)
+    # output lands exactly on 0 (one run: no message, 10 fewer effective synops of 30 M at 1 h)
     assert max(energies) / min(energies) - 1 < 1e-4
 
 
