@@ -25,11 +25,17 @@ _jit = numba.njit(nogil=True, cache=True, error_model="numpy")  # no zero-divisi
 
 
 @numba.njit(inline="always", cache=True)
-def _nb_uniform(key, i):
-    z = np.uint64(i) * _GOLDEN + key
+def _nb_mix(z):
+    """splitmix64's finaliser, as `kernels._mix`."""
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
-    z = z ^ (z >> _S31)
+    return z ^ (z >> _S31)
+
+
+@numba.njit(inline="always", cache=True)
+def _nb_uniform(key, i):
+    z = np.uint64(i) * _GOLDEN + key
+    z = _nb_mix(z)
     return np.float32(z >> _S40) * _TO_UNIT
 
 
@@ -37,10 +43,14 @@ def _nb_uniform(key, i):
 def _nb_sub_draw(key2, i, j):
     z = (np.uint64(i) << _SUB) + np.uint64(j)
     z = z * _GOLDEN + key2
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    z = z ^ (z >> _S31)
+    z = _nb_mix(z)
     return z
+
+
+@numba.njit(inline="always", cache=True, error_model="numpy")
+def _nb_sub_unit(key2, i, j):
+    """A uniform in (0, 1) from element i's j-th extra draw, as `kernels._py_unit`."""
+    return ((_nb_sub_draw(key2, i, j) >> np.uint64(40)) + 0.5) * 2.0 ** -24
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -50,12 +60,12 @@ def _nb_normal_slow(key2, i, hz, iz, k, w, f):
         x = hz * w[iz]
         if iz == 0:  # the tail beyond r
             while True:
-                x = -np.log(((_nb_sub_draw(key2, i, j) >> np.uint64(40)) + 0.5) * 2.0 ** -24) / _ZIG_R
-                y = -np.log(((_nb_sub_draw(key2, i, j + 1) >> np.uint64(40)) + 0.5) * 2.0 ** -24)
+                x = -np.log(_nb_sub_unit(key2, i, j)) / _ZIG_R
+                y = -np.log(_nb_sub_unit(key2, i, j + 1))
                 j += 2
                 if y + y >= x * x:
                     return _ZIG_R + x if hz > 0 else -_ZIG_R - x
-        u = ((_nb_sub_draw(key2, i, j) >> np.uint64(40)) + 0.5) * 2.0 ** -24
+        u = _nb_sub_unit(key2, i, j)
         if f[iz] + u * (f[iz - 1] - f[iz]) < np.exp(-0.5 * x * x):
             return x
         z = _nb_sub_draw(key2, i, j + 1)
@@ -69,9 +79,7 @@ def _nb_normal_slow(key2, i, hz, iz, k, w, f):
 @numba.njit(inline="always", cache=True, error_model="numpy")
 def _nb_normal_at(key, key2, i, k, w, f):
     z = np.uint64(i) * _GOLDEN + key
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    z = z ^ (z >> _S31)
+    z = _nb_mix(z)
     hz = np.int64(z >> np.uint64(32)) - 2**31
     iz = np.int64(z & np.uint64(127))
     if abs(hz) < k[iz]:

@@ -146,10 +146,8 @@ def draw_key(rng: np.random.Generator) -> np.uint64:
 
 # ----------------------------------------------------------------------- pure numpy
 def _np_uniforms(n: int, key: np.uint64) -> np.ndarray:
-    z = np.arange(n, dtype=np.uint64) * _GOLDEN + key
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    z ^= z >> _S31
+    with np.errstate(over="ignore"):
+        z = _mix(np.arange(n, dtype=np.uint64) * _GOLDEN + key)
     return (z >> _S40).astype(DTYPE) * _TO_UNIT
 
 
