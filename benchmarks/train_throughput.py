@@ -83,7 +83,7 @@ def time_config(data, rule: str, decor: str, steps: int, batch: int,
     cfg = TrainConfig(dataset="fashion-mnist", model=model, rule=rule, decor=decor,
                       batch_size=batch, profile=profile)
     spec = load_spec(model)
-    learner = make_learner(cfg, spec, data.n_features, data.n_classes,
+    learner = make_learner(cfg, spec, data.input_shape, data.n_classes,
                            counter=Counts() if counting else None)
     rng = np.random.default_rng(0)
     idx = list(batches(len(data.y_train), batch, rng))
@@ -96,7 +96,7 @@ def time_config(data, rule: str, decor: str, steps: int, batch: int,
         for i in range(start, start + block):
             train_step(learner, data.x_train[idx[i]], data.y_train[idx[i]], rng, buffers)
         seconds = min(seconds, (time.perf_counter() - t) / block)
-    flops = flops_per_batch(spec.layers(data.n_features, data.n_classes), rule, decor != "none", batch)
+    flops = flops_per_batch(spec.layers(data.input_shape, data.n_classes), rule, decor != "none", batch)
     return batch / seconds, flops / seconds / 1e9
 
 

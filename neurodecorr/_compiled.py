@@ -287,3 +287,46 @@ def _nb_seed_delta(R, grad, gain, lr):
     for i in range(R.size):
         r = R[i]
         grad[i] = r - gain * (r - lr * grad[i])
+
+
+@_jit
+def _nb_im2col(image, out, k, s, ho, wo):
+    # image (B, Hp, Wp, C), already padded; out (B·ho·wo, k·k·C): for each output row and
+    # kernel row ky, k·C consecutive input values (s = 1) copied as one run
+    B, _, Wp, C = image.shape
+    flat = image.reshape(B, -1, Wp * C)
+    kc = k * C
+    for b in range(B):
+        for oy in range(ho):
+            base = (b * ho + oy) * wo
+            for ky in range(k):
+                src = flat[b, oy * s + ky]
+                o = ky * kc
+                for ox in range(wo):
+                    start = ox * s * C
+                    if kc >= 16:  # a slice is copied as one run; short runs go element by element
+                        out[base + ox, o:o + kc] = src[start:start + kc]
+                    else:
+                        for j in range(kc):
+                            out[base + ox, o + j] = src[start + j]
+
+
+@_jit
+def _nb_col2im(rows, padded, k, s, ho, wo):
+    # rows (B·ho·wo, k·k·C) summed onto padded (B, Hp, Wp, C), which starts at 0
+    B, _, Wp, C = padded.shape
+    flat = padded.reshape(B, -1, Wp * C)
+    kc = k * C
+    for b in range(B):
+        for oy in range(ho):
+            base = (b * ho + oy) * wo
+            for ky in range(k):
+                dst = flat[b, oy * s + ky]
+                o = ky * kc
+                for ox in range(wo):
+                    start = ox * s * C
+                    if kc >= 16:
+                        dst[start:start + kc] += rows[base + ox, o:o + kc]
+                    else:
+                        for j in range(kc):
+                            dst[start + j] += rows[base + ox, o + j]

@@ -446,3 +446,36 @@ def seed_delta_(R: np.ndarray, grad: np.ndarray, gain, lr) -> np.ndarray:
     else:
         _np_seed_delta(R, grad, gain, lr)
     return grad
+
+
+def im2col(image: np.ndarray, k: int, s: int, p: int, ho: int, wo: int) -> np.ndarray:
+    """The patch matrix of images (B, H, W, C) zero-padded by p: (B·ho·wo, k·k·C), rows ordered
+    (sample, y, x), entries (ky, kx, c) (`nets.conv`)."""
+    image = np.pad(image, ((0, 0), (p, p), (p, p), (0, 0))) if p else np.ascontiguousarray(image)
+    if not _fused(image):
+        return _np_im2col(image, k, s, ho, wo)
+    out = np.empty((len(image) * ho * wo, k * k * image.shape[-1]), dtype=image.dtype)
+    _nb()._nb_im2col(image, out, k, s, ho, wo)
+    return out
+
+
+def _np_im2col(image, k, s, ho, wo):
+    windows = np.lib.stride_tricks.sliding_window_view(image, (k, k), axis=(1, 2))
+    windows = windows[:, ::s, ::s][:, :ho, :wo]  # (B, ho, wo, C, k, k)
+    return np.ascontiguousarray(windows.transpose(0, 1, 2, 4, 5, 3)).reshape(-1, k * k * image.shape[-1])
+
+
+def col2im(rows: np.ndarray, batch: int, shape: tuple[int, int, int], k: int, s: int, p: int,
+           ho: int, wo: int) -> np.ndarray:
+    """The transpose of `im2col`: every patch entry summed back onto the image position it was
+    read from; (B·ho·wo, k·k·C) → (B, H, W, C) for images of `shape` (H, W, C)."""
+    H, W, C = shape
+    padded = np.zeros((batch, H + 2 * p, W + 2 * p, C), dtype=rows.dtype)
+    if _fused(rows):
+        _nb()._nb_col2im(rows, padded, k, s, ho, wo)
+    else:
+        grid = rows.reshape(batch, ho, wo, k, k, C)
+        for dy in range(k):
+            for dx in range(k):
+                padded[:, dy:dy + s * (ho - 1) + 1:s, dx:dx + s * (wo - 1) + 1:s] += grid[:, :, :, dy, dx]
+    return padded[:, p:p + H, p:p + W] if p else padded

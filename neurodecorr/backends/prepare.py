@@ -11,6 +11,7 @@ per step.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +66,7 @@ def _is_int(value) -> bool:
 def relu_variant(layers: list[FoldedLayer]) -> list[FoldedLayer]:
     """The folded network with hidden LeakyReLU replaced by ReLU (what SigmaDelta and
     integrate-and-fire neurons compute; the 1 % negative slope is dropped)."""
-    return [FoldedLayer(l.W, l.b, "relu" if l.activation == "leaky_relu" else l.activation)
+    return [dataclasses.replace(l, activation="relu" if l.activation == "leaky_relu" else l.activation)
             for l in layers]
 
 

@@ -130,4 +130,5 @@ def read_cifar10(directory: Path, hint: str) -> RawSplit:
         y_test=y_test,
         n_classes=N_CLASSES,
         source=str(root),
+        image_shape=(3, 32, 32),  # rows are (c, y, x): 1,024 red, then green, then blue values
     )

@@ -40,6 +40,7 @@ class RawSplit(NamedTuple):
     y_test: np.ndarray
     n_classes: int
     source: str
+    image_shape: tuple[int, int, int] | None = None  # (channels, height, width) of image data
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,9 @@ class Dataset:
 
     Shapes: x_train (n_train, n_features) float32, standardised with training statistics;
     y_train (n_train,) int64 in 0..n_classes-1; x_test (n_test, n_features) float32,
-    standardised with the same training statistics; y_test (n_test,) int64.
+    standardised with the same training statistics; y_test (n_test,) int64. Image datasets say
+    their `image_shape` (channels, height, width): each row is then C·H·W values in (c, y, x)
+    order, and conv layers can read it (`nets.conv`).
     """
 
     name: str
@@ -59,6 +62,7 @@ class Dataset:
     n_classes: int
     source: str
     scaling: str = "standardise"  # "standardise" (per feature, as below), "global" or "unit" ([0, 1])
+    image_shape: tuple[int, int, int] | None = None
 
     def __post_init__(self) -> None:
         for field in ("x_train", "x_test"):
@@ -85,6 +89,9 @@ class Dataset:
                 f"dataset {self.name!r}: {self.x_train.shape[1]} training features but "
                 f"{self.x_test.shape[1]} test features; the two splits must match"
             )
+        if self.image_shape is not None and int(np.prod(self.image_shape)) != self.x_train.shape[1]:
+            raise DataError(f"dataset {self.name!r}: image shape {self.image_shape} holds "
+                            f"{int(np.prod(self.image_shape))} values, but a row has {self.x_train.shape[1]}")
         for field in ("x_train", "y_train", "x_test", "y_test"):
             getattr(self, field).flags.writeable = False
 
@@ -93,12 +100,18 @@ class Dataset:
         """Number of input features (columns of x_train)."""
         return int(self.x_train.shape[1])
 
+    @property
+    def input_shape(self) -> int | tuple[int, int, int]:
+        """What a network is built for: the image shape (C, H, W) if known, else n_features."""
+        return self.image_shape if self.image_shape is not None else self.n_features
+
 
 def unit_scaled(raw: RawSplit, name: str) -> Dataset:
     """The split as read, features in [0, 1] (the paper's reference code feeds MNIST this way)."""
     return Dataset(name=name, x_train=as_float(raw.x_train), y_train=np.asarray(raw.y_train, dtype=np.int64),
                    x_test=as_float(raw.x_test), y_test=np.asarray(raw.y_test, dtype=np.int64),
-                   n_classes=int(raw.n_classes), source=raw.source, scaling="unit")
+                   n_classes=int(raw.n_classes), source=raw.source, scaling="unit",
+                   image_shape=raw.image_shape)
 
 
 def global_standardised(raw: RawSplit, name: str) -> Dataset:
@@ -114,7 +127,8 @@ def global_standardised(raw: RawSplit, name: str) -> Dataset:
         x /= DTYPE(std)
     return Dataset(name=name, x_train=x_train, y_train=np.asarray(raw.y_train, dtype=np.int64),
                    x_test=x_test, y_test=np.asarray(raw.y_test, dtype=np.int64),
-                   n_classes=int(raw.n_classes), source=raw.source, scaling="global")
+                   n_classes=int(raw.n_classes), source=raw.source, scaling="global",
+                   image_shape=raw.image_shape)
 
 
 def standardise(raw: RawSplit, name: str) -> Dataset:
@@ -153,6 +167,7 @@ def standardise(raw: RawSplit, name: str) -> Dataset:
         y_test=np.asarray(raw.y_test, dtype=np.int64),
         n_classes=int(raw.n_classes),
         source=raw.source,
+        image_shape=raw.image_shape,
     )
 
 

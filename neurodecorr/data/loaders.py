@@ -75,8 +75,9 @@ def _idx_path(directory: Path, base: str, what: str, source: DatasetSource) -> P
 
 def _read_idx_split(
     directory: Path, split: str, images_base: str, labels_base: str, source: DatasetSource
-) -> tuple[np.ndarray, np.ndarray]:
-    """Read one images/labels pair. Shapes: x (n, rows*cols) float32 in [0, 1], y (n,) int64."""
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int] | None]:
+    """Read one images/labels pair. Shapes: x (n, rows*cols) float32 in [0, 1], y (n,) int64;
+    and the image shape (1, rows, cols)."""
     images_path = _idx_path(directory, images_base, f"{split} images", source)
     labels_path = _idx_path(directory, labels_base, f"{split} labels", source)
     images, labels = read_idx(images_path), read_idx(labels_path)
@@ -105,12 +106,12 @@ def _read_idx_split(
         )
     x = images.reshape(images.shape[0], -1).astype(DTYPE)
     x /= DTYPE(255.0)
-    return x, labels.astype(np.int64)
+    return x, labels.astype(np.int64), (1, *images.shape[1:]) if images.ndim == 3 else None
 
 
 def read_idx_dataset(directory: Path | None, source: DatasetSource) -> RawSplit:
     """Read an MNIST-layout dataset (four IDX files) from `directory`."""
-    (x_train, y_train), (x_test, y_test) = (
+    (x_train, y_train, shape), (x_test, y_test, _) = (
         _read_idx_split(directory, *split, source) for split in IDX_SPLITS
     )
     if x_train.shape[1] != x_test.shape[1]:
@@ -118,7 +119,8 @@ def read_idx_dataset(directory: Path | None, source: DatasetSource) -> RawSplit:
             f"{source.name} in {directory}: training images have {x_train.shape[1]} pixels but "
             f"test images have {x_test.shape[1]}; the files do not belong together"
         )
-    return RawSplit(x_train, y_train, x_test, y_test, n_classes=10, source=str(directory))
+    return RawSplit(x_train, y_train, x_test, y_test, n_classes=10, source=str(directory),
+                    image_shape=shape)
 
 
 def read_cifar10_dataset(directory: Path | None, source: DatasetSource) -> RawSplit:
@@ -143,7 +145,7 @@ def read_digits(directory: Path | None, source: DatasetSource) -> RawSplit:
         x, y, test_size=DIGITS_TEST_FRACTION, stratify=y, random_state=DIGITS_SPLIT_SEED
     )
     return RawSplit(x_train, y_train, x_test, y_test, n_classes=10,
-                    source="sklearn.datasets.load_digits")
+                    source="sklearn.datasets.load_digits", image_shape=(1, 8, 8))
 
 
 DATASETS = types.MappingProxyType(

@@ -79,7 +79,7 @@ def check_same_arrays(mine: dict[str, np.ndarray], theirs: dict[str, np.ndarray]
             raise ValueError(f"{name} is {other.dtype}{other.shape}, expected {array.dtype}{array.shape}")
 
 
-def make_learner(config: TrainConfig, spec: NetSpec, n_in: int, n_classes: int,
+def make_learner(config: TrainConfig, spec: NetSpec, n_in: int | tuple[int, int, int], n_classes: int,
                  counter: Counter | None = None, profile: Profile | None = None) -> Learner:
     """Build a fresh learner on `profile` (default: the one config.profile names) whose device
     reports to `counter` (none: nothing is counted); all randomness comes from one SeedSequence

@@ -29,7 +29,7 @@ def load_run(run_dir: str | Path) -> tuple[TrainConfig, Learner, Dataset]:
                        f"({type(exc).__name__}: {exc})") from None
     data = load_dataset(config.dataset, config.data_dir, config.input_scaling)
     learner = make_learner(TrainConfig.from_dict({**stored["train"], "profile": "ideal"}),
-                           spec, data.n_features, data.n_classes)
+                           spec, data.input_shape, data.n_classes)
     weights = run_dir / "weights.npz"
     arrays = rundir.read_npz(weights)
     try:

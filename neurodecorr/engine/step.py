@@ -8,6 +8,7 @@ from neurodecorr import keys
 from neurodecorr.engine.learner import Learner
 from neurodecorr.errors import DivergenceError
 from neurodecorr.nets.network import forward
+from neurodecorr.numerics import DTYPE
 from neurodecorr.rules import local_outer
 
 
@@ -38,13 +39,14 @@ def train_step(learner: Learner, x: np.ndarray, labels: np.ndarray, rng: np.rand
             grad = buffers.get(w_key)
             if grad is None:
                 grad = buffers[w_key] = np.empty_like(layer.W)
-            local_outer(e, trace.x, out=grad)
+            local_outer(e, trace.x, out=grad, samples=trace.batch)  # conv: summed over positions
             device.counter.update(w_key, e, trace.x)
             if getattr(device, "plain_writes", False):  # the step subtracted as it is formed
                 device.written(layer.W, learner.optimizer.step(w_key, grad, apply_to=layer.W), w_key)
             else:
                 device.write(layer.W, learner.optimizer.step(w_key, grad), w_key)
-            device.write(layer.b, learner.optimizer.step(b_key, e.mean(axis=0)), b_key)
+            bias_grad = e.mean(axis=0) if len(e) == trace.batch else e.sum(axis=0) / DTYPE(trace.batch)
+            device.write(layer.b, learner.optimizer.step(b_key, bias_grad), b_key)
     if learner.decor is not None:
         with during("decorrelation"):
             learner.decor.update(net, traces, learner.decor_state)

@@ -63,10 +63,11 @@ def resolved_config(config: TrainConfig, data: Dataset, spec: NetSpec, profile: 
         "settings_hash": config.settings_hash(),
         "profile": profile.to_dict(),
         "model_spec": spec.to_dict(),
-        "layers": [vars(s) for s in spec.layers(data.n_features, data.n_classes)],
+        "layers": [s.describe() for s in spec.layers(data.input_shape, data.n_classes)],
         "data": {"name": data.name, "source": data.source, "scaling": data.scaling,
                  "n_train": len(data.y_train), "n_test": len(data.y_test),
-                 "n_features": data.n_features, "n_classes": data.n_classes},
+                 "n_features": data.n_features, "n_classes": data.n_classes,
+                 "image_shape": None if data.image_shape is None else list(data.image_shape)},
         "environment": {"neurodecorr": __version__, "numpy": np.__version__,
                         "python": platform.python_version(), "blas": blas_info()},
     }
@@ -203,11 +204,11 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
     if config.train_samples is not None:
         data = dataclasses.replace(data, x_train=data.x_train[:config.train_samples],
                                    y_train=data.y_train[:config.train_samples])
-    spec.check_size(data.n_features, data.n_classes, config.decor != "none")
+    spec.check_size(data.input_shape, data.n_classes, config.decor != "none")
     history: list[dict] = resumed.history or []
     train_seconds = resumed.train_seconds
     counts = resumed.counts or Counts()
-    learner = make_learner(config, spec, data.n_features, data.n_classes, counter=counts,
+    learner = make_learner(config, spec, data.input_shape, data.n_classes, counter=counts,
                            profile=profile)
     if resumed.arrays is not None:
         try:

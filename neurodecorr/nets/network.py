@@ -13,8 +13,12 @@ Per dense layer l (column convention; the code works on row-major batches, one s
     h = W x̃ + b                                  — W (n_out, n_in), b (n_out)
     f(h)                                          — the layer's nonlinearity (identity at the output)
 
-Weights are initialised as torch.nn.Linear does (U(−1/√n_in, 1/√n_in) for W and b), as in the
-paper's reference code.
+A conv layer (`nets.conv`) is the same layer on the rows of its input's patch matrix: a is a
+patch (n_in = k·k·C), μ the per-channel mean at every kernel offset, h one output position's
+channels; its output image is then pooled. Each sample gives P rows (`LayerShape.rows`).
+
+Weights are initialised as torch.nn.Linear and Conv2d do (U(−1/√n_in, 1/√n_in) for W and b, n_in
+the fan-in), as in the paper's reference code.
 
 Every synaptic product, activation and neuron state goes through the network's device
 (`neurodecorr.devices`): the ideal device makes each of them the plain float32 operation.
@@ -30,6 +34,7 @@ from neurodecorr import keys
 from neurodecorr.devices import Device, IdealDevice
 from neurodecorr.keys import ArrayKey, Role
 from neurodecorr.nets.activations import ACTIVATIONS
+from neurodecorr.nets.conv import to_image
 from neurodecorr.nets.losses import LOSSES
 from neurodecorr.nets.spec import LayerShape, NetSpec
 from neurodecorr.numerics import DTYPE
@@ -95,9 +100,9 @@ class Network:
             target[...] = arrays[name]
 
 
-def build_network(spec: NetSpec, n_in: int, n_classes: int, decorrelate: bool,
+def build_network(spec: NetSpec, n_in: int | tuple[int, int, int], n_classes: int, decorrelate: bool,
                   rng: np.random.Generator, centre: str = "running") -> Network:
-    """Initialise a network for `n_in` features and `n_classes` outputs.
+    """Initialise a network for `n_in` features, or images (C, H, W), and `n_classes` outputs.
 
     `decorrelate=False` (decorrelation rule "none") gives no layer an R, whatever the spec says.
     """
@@ -109,15 +114,18 @@ def build_network(spec: NetSpec, n_in: int, n_classes: int, decorrelate: bool,
         layer = Layer(shape, W, b)
         if decorrelate and shape.decorrelated:
             layer.R = np.eye(shape.n_in, dtype=DTYPE)
-            layer.mu = np.zeros(shape.n_in, dtype=DTYPE)
+            layer.mu = np.zeros(shape.mean_size, dtype=DTYPE)
         layers.append(layer)
     return Network(spec, layers, centre=centre)
 
 
 @dataclass
 class LayerTrace:
-    """What one layer computed for a batch (B rows): inputs a, centred a − mean, x̃, h, f(h), and
-    the mean it centred with (μ, or the batch's own)."""
+    """What one layer computed for a batch of `batch` samples, as rows (B, or B·P for a conv
+    layer): inputs a, centred a − mean, x̃, h, f(h); the mean it centred with (μ, or the batch's
+    own); the layer's input as it arrived (`input`: the batch or image it patched, else a) and
+    its output as it leaves (`pooled`: the pooled image of a conv layer, else out) with what the
+    pooling's backward pass needs (`pool_index`)."""
 
     a: np.ndarray
     centred: np.ndarray | None
@@ -125,33 +133,46 @@ class LayerTrace:
     h: np.ndarray
     out: np.ndarray
     mean: np.ndarray | None = None
+    input: np.ndarray | None = None
+    pooled: np.ndarray | None = None
+    pool_index: np.ndarray | None = None
+
+    @property
+    def batch(self) -> int:
+        return len(self.input if self.input is not None else self.a)
 
 
 def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
             noise: list[np.ndarray] | None = None, means: list | None = None,
             device=None) -> list[LayerTrace]:
-    """Run a batch x (B, n_in) through the network; returns one trace per layer.
+    """Run a batch x (B, n_in) through the network; returns one trace per layer. A conv net also
+    takes its images as they are stored in a trace, (B, H, W, C) (`LayerTrace.input`).
 
     track_mean: training: update each running mean μ ← (1 − 0.1) μ + 0.1 · mean(a) from this
     batch (in place), and centre with it (net.centre "running") or with mean(a) ("batch").
-    noise: per layer, an array (B, n_out) added to h (node perturbation's noisy pass).
+    noise: per layer, an array (rows, n_out) added to h (node perturbation's noisy pass).
     means: per layer, the mean to centre with (node perturbation's noisy pass centres as its
     clean pass did: `[t.mean for t in clean_traces]`).
     device: the device to compute on (default: the network's own).
     """
     dev = net.device if device is None else device
     traces = []
-    a = dev.activation(x)
+    a_in = dev.activation(x)
+    first = net.layers[0].shape.conv
+    if first is not None and a_in.ndim == 2:
+        a_in = to_image(a_in, (first.in_channels, first.in_height, first.in_width))
     for i, layer in enumerate(net.layers):
+        geometry = layer.shape.conv
+        a = a_in.reshape(len(a_in), -1) if geometry is None else geometry.patches(a_in)
         if layer.R is not None:
             mean = layer.mu if means is None else means[i]
             if track_mean:
-                batch_mean = a.mean(axis=0, dtype=DTYPE)
+                batch_mean = _input_mean(a_in if geometry is not None else a)
                 layer.mu *= DTYPE(1 - MEAN_MOMENTUM)
                 layer.mu += DTYPE(MEAN_MOMENTUM) * batch_mean
                 if net.centre == "batch":
                     mean = batch_mean
-            centred = dev.activation(a - mean)
+            centred = dev.activation(a - (mean if geometry is None else geometry.patch_mean(mean)))
             xt = dev.activation(dev.mvm(centred, layer.R, keys.R(i)))
             dev.counter.neurons(keys.R(i), xt, xt)
         else:
@@ -163,9 +184,20 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
         h = dev.state(h)
         out = dev.activation(ACTIVATIONS[layer.shape.activation].function(h))
         dev.counter.neurons(keys.W(i), h, out)
-        traces.append(LayerTrace(a, centred, xt, h, out, mean if layer.R is not None else None))
-        a = out
+        pooled, index = out, None
+        if geometry is not None:
+            pooled, index = geometry.pool_forward(out.reshape(len(a_in), *geometry.output_shape))
+            if geometry.pool == "avg":
+                pooled = dev.activation(pooled)  # the window mean is a new value sent on
+        traces.append(LayerTrace(a, centred, xt, h, out, mean if layer.R is not None else None,
+                                 a_in, pooled, index))
+        a_in = pooled
     return traces
+
+
+def _input_mean(a: np.ndarray) -> np.ndarray:
+    """The batch mean of a layer's input: per feature (B, n), or per channel of images (B, H, W, C)."""
+    return a.reshape(-1, a.shape[-1]).mean(axis=0, dtype=DTYPE)
 
 
 def predict(net: Network, x: np.ndarray, batch_size: int = 1024, fold: bool | None = None) -> np.ndarray:

@@ -18,7 +18,13 @@ with the float64 loss at σ = 1e-3.
 Every read of a synapse array (W, R, B, D) goes through the network's device (`mvm`, `mvm_t`),
 and every error signal and NP noise through its signal precision (`device.signal`).
 
-Shapes: every modulator is (B, n_out_l) float32.
+Conv layers (`nets.conv`): a layer's rows are its output positions, so every modulator is one
+row per position and channel, (B·P_l, C_out); the signal that leaves a conv layer downwards is
+summed back onto the image it patched (col2im) and routed through the pooling of the layer
+below. FA's B_l is a fixed random kernel of W_l's shape; DFA's D_l projects e_L onto every
+position of layer l (P_l·C_out rows); NP perturbs every position and channel of h_l.
+
+Shapes: every modulator is (rows_l, n_out_l) float32: (B, n_out_l) dense, (B·P_l, C_out) conv.
 """
 
 from __future__ import annotations
@@ -72,11 +78,32 @@ def propagate_back(net: Network, traces: list[LayerTrace], e_out: np.ndarray,
         R = net.layers[l + 1].R
         if R is not None:
             signal = dev.mvm_t(signal, R, keys.R(l + 1))
-            if batch_centred:
-                signal = signal - signal.mean(axis=0, dtype=DTYPE)
+        signal = to_lower_outputs(net, traces, l, signal, centred=R is not None and batch_centred)
         mods[l] = dev.signal(_times_fprime(net, traces, l, signal))
         dev.counter.neurons(keys.W(l), mods[l], mods[l])
     return mods
+
+
+def to_lower_outputs(net: Network, traces: list[LayerTrace], l: int, signal: np.ndarray,
+                     centred: bool = False) -> np.ndarray:
+    """A signal on the input rows of layer l + 1 → on the output rows of layer l: summed back
+    onto the image it was patched from (conv above), through layer l's pooling (conv below).
+    `centred`: layer l + 1 centred its input with the batch mean, whose derivative removes the
+    mean of the signal from every input (per channel for a conv layer, where each channel's
+    mean was taken over the batch and positions)."""
+    upper, lower = net.layers[l + 1].shape.conv, net.layers[l].shape.conv
+    batch = traces[l + 1].batch
+    if upper is None:
+        g = signal - signal.mean(axis=0, dtype=DTYPE) if centred else signal
+    else:
+        g = upper.patches_back(signal, batch)
+        if centred:
+            per_channel = signal.reshape(-1, upper.in_channels).sum(axis=0, dtype=DTYPE)
+            g = g - per_channel / DTYPE(batch * upper.in_height * upper.in_width)
+    if lower is None:
+        return g
+    g = lower.pool_backward(g.reshape(batch, *lower.pooled_shape), traces[l].pool_index)
+    return np.ascontiguousarray(g).reshape(-1, lower.out_channels)
 
 
 @dataclass(frozen=True)
@@ -137,14 +164,15 @@ class DFA:
         return cls(init=config.feedback_init)
 
     def init_state(self, net, rng):
-        return {keys.D(l): _feedback_init((layer.shape.n_out, net.n_classes), net.n_classes, rng,
+        return {keys.D(l): _feedback_init((layer.shape.n_out_total, net.n_classes), net.n_classes, rng,
                                           self.init)
                 for l, layer in enumerate(net.layers[:-1])}
 
     def modulators(self, net, traces, labels, state, rng):
         dev = net.device
         e_out = dev.signal(net.loss.grad(traces[-1].h, labels))
-        mods = [dev.signal(_times_fprime(net, traces, l, dev.mvm(e_out, state[keys.D(l)], keys.D(l))))
+        mods = [dev.signal(_times_fprime(net, traces, l, dev.mvm(e_out, state[keys.D(l)], keys.D(l))
+                                         .reshape(-1, net.layers[l].shape.n_out)))
                 for l in range(len(net.layers) - 1)]
         for l, e in enumerate(mods):
             dev.counter.neurons(keys.W(l), e, e)
@@ -169,16 +197,17 @@ class NP:
         return {}
 
     def modulators(self, net, traces, labels, state, rng):
-        x = traces[0].a
+        x = traces[0].input  # the batch as the first layer read it (its image, for a conv net)
         noise = [net.device.signal(
-                     kernels.normals((len(x), layer.shape.n_out), rng) * DTYPE(self.sigma))
-                 for layer in net.layers]
+                     kernels.normals((len(trace.h), layer.shape.n_out), rng) * DTYPE(self.sigma))
+                 for layer, trace in zip(net.layers, traces)]
         noisy = forward(net, x, noise=noise, means=[t.mean for t in traces])
         per_sample, dtype = net.loss.per_sample, np.dtype(self.loss_precision)
         delta_loss = (per_sample(noisy[-1].h.astype(dtype), labels)
                       - per_sample(traces[-1].h.astype(dtype), labels))
         scale = (delta_loss / self.sigma**2).astype(DTYPE)[:, None]
-        return [net.device.signal(scale * xi) for xi in noise]
+        return [net.device.signal((scale if layer.shape.rows == 1 else np.repeat(scale, layer.shape.rows, axis=0))
+                                  * xi) for layer, xi in zip(net.layers, noise)]
 
 
 CREDIT_RULES = {"bp": BP, "fa": FA, "dfa": DFA, "np": NP}

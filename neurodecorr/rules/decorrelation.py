@@ -17,6 +17,9 @@ is z_i · (Rᵀz)_j, the post-synaptic output times the same array read transpos
 that is C R = Zᵀ(Z R)/n, costing 2·n·d² multiply-adds rather than the d³ of forming C first.
 The diagonal terms of cpi and whiten are per-neuron gains times the neuron's own row of R.
 
+On a conv layer the rows are patches: the sub-sample is every patch of the first ⌊0.1·B⌋ + 1
+samples, and C is the mean over those patches (the reference code's `Decorrelator2D`).
+
 The seed rule's gain: we measure ‖a − μ‖ on the centred input (the vector R acts on); the
 reference code measures the raw input. `seed` C is taken before the gain is applied, as there.
 """
@@ -60,7 +63,7 @@ class _LocalRule:
             if layer.R is None:
                 continue
             key = keys.R(i)
-            n = subsample_size(len(trace.x), self.sample_fraction)
+            n = subsample_size(trace.batch, self.sample_fraction) * layer.shape.rows
             z_R = self.read(dev, trace.x[:n], layer.R, key)
             dev.counter.update(key, trace.x[:n], z_R)
             dev.write(layer.R, self.delta(layer.R, trace, n, z_R), key)

@@ -19,7 +19,11 @@ What turns G into a change differs, and is stated where it happens:
 The change is then applied by the device's `write` (`neurodecorr.devices`), the only code that
 changes a synapse.
 
-Shapes: modulator (B, n_out), pre (B, n_in) → (n_out, n_in).
+On a conv layer the rows are output positions, P per sample, and the gradient of the batch's
+mean loss sums over positions: G = (1/B) Σ over the batch and positions of e · preᵀ (`samples`
+= B), the weight gradient of a shared kernel.
+
+Shapes: modulator (rows, n_out), pre (rows, n_in) → (n_out, n_in).
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ import numpy as np
 from neurodecorr.numerics import DTYPE
 
 
-def local_outer(modulator: np.ndarray, pre: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """mean over rows of eᵢ preⱼ: (modulatorᵀ pre) / B, written into `out` when given."""
-    scaled = modulator * DTYPE(1.0 / len(modulator))
+def local_outer(modulator: np.ndarray, pre: np.ndarray, out: np.ndarray | None = None,
+                samples: int | None = None) -> np.ndarray:
+    """(modulatorᵀ pre) / samples: the mean over rows of eᵢ preⱼ (samples None), or the sum over
+    each sample's rows averaged over `samples`; written into `out` when given."""
+    scaled = modulator * DTYPE(1.0 / (len(modulator) if samples is None else samples))
     return np.matmul(scaled.T, pre, out=out)
