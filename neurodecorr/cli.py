@@ -70,6 +70,8 @@ def _default_help(setting: str) -> str:
              for v in [table[setting]]]
     parts += [f"{v} for {' '.join(k)}" for k, table in presets.BY_DATASET_RULE.items()
               if setting in table for v in [table[setting]]]
+    parts += [f"{v} for {' '.join(k)}" for k, table in presets.BY_MODEL.items()
+              if setting in table for v in [table[setting]]]
     parts += [f"{v} for {r} on a {k}" for (k, r), table in presets.BY_DEVICE_RULE.items()
               if setting in table for v in [table[setting]]]
     default = presets.DEFAULTS[setting]

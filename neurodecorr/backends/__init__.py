@@ -5,9 +5,9 @@
 
 | name     | runs the folded network as                                   | needs   |
 |----------|--------------------------------------------------------------|---------|
-| lava     | Lava Dense + SigmaDelta processes on Lava's runtime (fixed_pt), checked against the emulator | lava-nc |
+| lava     | Lava Dense/Conv + SigmaDelta processes on Lava's runtime (fixed_pt), vs the emulator | lava-nc |
 | emulator | neurodecorr's bit-exact numpy emulator of the same processes | —       |
-| brian2   | integrate-and-fire neurons in Brian2 (rate coding)           | brian2  |
+| brian2   | integrate-and-fire neurons in Brian2 (rate coding; dense networks only) | brian2  |
 """
 
 from neurodecorr.backends.base import Backend, BackendRun, deploy, require

@@ -1,5 +1,7 @@
 """`neurodecorr deploy RUN --backend brian2`: a trained run as a network of integrate-and-fire
-neurons in Brian2 (rate-to-spike conversion), against the rate model on the same samples.
+neurons in Brian2 (rate-to-spike conversion), against the rate model on the same samples. Dense
+networks only: a conv net is refused (its shared kernels would have to be unrolled into
+per-position synapses); `--backend lava` runs it on Lava's Conv processes.
 
 Steps: the shared preparation (`prepare`: the run loaded, decorrelation folded into the dense
 layers, hidden LeakyReLU as ReLU); thresholds balanced on training data (`prepare.balance_factors`);
@@ -335,6 +337,12 @@ class Brian2Backend:
         self.batch, self.monitors, self.seed = batch, monitors, seed
 
     def run(self, d, options, log):
+        conv = [i for i, l in enumerate(d.layers) if l.conv is not None]
+        if conv:
+            raise RunError(f"the brian2 backend deploys dense networks only; layer(s) {conv} of this "
+                           f"run are conv layers, whose shared kernels it would have to unroll into "
+                           f"per-position synapses; deploy it with --backend lava (Lava's Conv "
+                           f"processes) or --backend emulator")
         steps, input_mode, samples = options.steps, options.input_mode, d.samples
         layers = balance(d.layers, d.data.x_train, input_mode)
         batch = min(self.batch or auto_batch(layers, input_mode, samples), samples)

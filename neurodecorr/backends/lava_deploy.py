@@ -2,11 +2,12 @@
 against neurodecorr's own bit-exact emulator and against the rate model.
 
 The folded ReLU network (`prepare`) is quantised to Lava's fixed point (graded spikes,
-`sigma_delta`); `samples` test samples run through real Lava processes on Lava's runtime, each
-in a window of `steps` time steps with the neurons' state zeroed between windows; the same
-computation runs through the emulator and every output is compared at every step. The emulator
-then also classifies the whole test set. Operations are the emulator's tally, which is Lava's
-(the comparison checks the outputs, `tests/test_lava_deploy.py` every step).
+`sigma_delta`: Dense or Conv synapses, an avg pooling as a sum-pooling Conv stage); `samples`
+test samples run through real Lava processes on Lava's runtime, each in a window of `steps` time
+steps with the neurons' state zeroed between windows; the same computation runs through the
+emulator and every output is compared at every step. The emulator then also classifies the
+whole test set. Operations are the emulator's tally, which is Lava's (the comparison checks the
+outputs, `tests/test_lava_deploy.py` and `tests/test_conv_deploy.py` every step).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 import numpy as np
 
 from neurodecorr.backends.base import BackendRun
-from neurodecorr.backends.emulator import classify, deployed_net, per_sample, tally_counts
+from neurodecorr.backends.emulator import check_wraps, classify, deployed_net, per_sample, tally_counts
 from neurodecorr.backends.sigma_delta import emulate, parallel_streams, sample_stream
 
 
@@ -40,6 +41,7 @@ class LavaBackend:
         emu_out = emulate(net, parallel_streams(x_int, steps), tally=tally)  # (steps, n_out, samples)
         emu_seconds = time.perf_counter() - t0
         emu_pred = emu_out[-1].T.argmax(axis=1)
+        check_wraps(tally, log)
 
         log(f"running {samples} samples × {steps} steps on Lava (fixed_pt) …")
         t0 = time.perf_counter()
@@ -66,8 +68,7 @@ class LavaBackend:
             "samples_per_second": {"lava": samples / lava_seconds,
                                    "emulator_same_stream": samples / emu_seconds,
                                    "emulator_parallel": len(d.data.y_test) / full_seconds},
-            "layers": [{"n_in": int(l.weights.shape[1]), "n_out": int(l.weights.shape[0]),
-                        "weight_exp": l.weight_exp, "relu": l.relu} for l in net.layers],
+            "layers": [l.describe() for l in net.layers],
         }
         summary = (f"agreement with the emulator {100 * details['agreement']:.1f}% (outputs "
                    f"{'identical' if details['outputs_identical'] else 'DIFFERENT'}); emulator on the "

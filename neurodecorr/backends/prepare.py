@@ -22,7 +22,7 @@ from neurodecorr.data import Dataset
 from neurodecorr.engine.learner import Learner
 from neurodecorr.engine.saved import check_writable, load_run
 from neurodecorr.errors import RunError
-from neurodecorr.nets.fold import FoldedLayer, fold, folded_forward
+from neurodecorr.nets.fold import FoldedLayer, fold, folded_forward, input_image
 from neurodecorr.nets.network import predict
 
 BALANCE_SAMPLES = 2000
@@ -73,13 +73,16 @@ def relu_variant(layers: list[FoldedLayer]) -> list[FoldedLayer]:
 def relu_activations(layers: list[FoldedLayer], x: np.ndarray, s: np.ndarray | None = None
                      ) -> list[np.ndarray]:
     """Hidden ReLU activations (N, n_l) of the net with input x·s and biases b·s (per sample
-    scale s, 1 when None)."""
+    scale s, 1 when None); a conv layer's are its output image before pooling, flattened
+    (y, x, c), n_l = P·C_out."""
     s = np.ones(len(x)) if s is None else s
-    a = x.astype(np.float64) * s[:, None]
+    a = input_image(layers, x.astype(np.float64) * s[:, None])
     out = []
     for layer in layers[:-1]:
-        a = np.maximum(a @ layer.W.T + s[:, None] * layer.b, 0.0)
-        out.append(a)
+        rows = layer.rows(a)
+        y = np.maximum(rows @ layer.W.T + np.repeat(s, len(rows) // len(a))[:, None] * layer.b, 0.0)
+        out.append(y.reshape(len(a), -1))
+        a = layer.output(y, len(a))
     return out
 
 

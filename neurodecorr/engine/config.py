@@ -70,7 +70,7 @@ class TrainConfig:
                 if kind is None:
                     kind = _device_kind(self.profile)
                 object.__setattr__(self, key, presets.lookup(key, self.dataset, self.rule, self.preset, kind,
-                                                             self.decor != "none"))
+                                                             self.decor != "none", self.model))
         if isinstance(self.betas, list):
             object.__setattr__(self, "betas", tuple(self.betas))
         checks = [

@@ -66,6 +66,13 @@ BY_DATASET_RULE: dict[tuple[str, ...], dict[str, Any]] = {
     ("fashion-mnist", "dfa", "decorrelated"): {"decor_lr": 1e-5},
 }
 
+# A shipped model's own settings on a dataset, measured on it (README "Conv networks"): a conv
+# net has far fewer weights per unit of work than the dense nets the defaults were found on.
+# Keys: (dataset, model), (dataset, model, rule), (dataset, model, rule, "decorrelated"|"plain").
+BY_MODEL: dict[tuple[str, ...], dict[str, Any]] = {
+    ("fashion-mnist", "small-conv"): {"lr": 1e-3},
+}
+
 # Node perturbation on a crossbar: its perturbation must stand above the noise of the reads it is
 # measured through. Each read adds the periphery's output noise (0.06 of full scale per tile's
 # partial sum: about 0.02-0.04 of a unit's input here) and the cells' read noise, against σ =
@@ -97,8 +104,14 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def _tables(dataset: str, rule: str, preset: str | None, device_kind: str | None,
-            decorrelated: bool | None = None):
+            decorrelated: bool | None = None, model: str | None = None):
     yield f"preset {preset}", PRESETS.get(preset, {}) if preset else {}
+    if model is not None:
+        if decorrelated is not None:
+            state = "decorrelated" if decorrelated else "plain"
+            yield f"{dataset}, {model}, {rule}, {state}", BY_MODEL.get((dataset, model, rule, state), {})
+        yield f"{dataset}, {model}, {rule}", BY_MODEL.get((dataset, model, rule), {})
+        yield f"{dataset}, {model}", BY_MODEL.get((dataset, model), {})
     if decorrelated is not None:
         state = "decorrelated" if decorrelated else "plain"
         yield f"{dataset}, {rule}, {state}", BY_DATASET_RULE.get((dataset, rule, state), {})
@@ -109,16 +122,16 @@ def _tables(dataset: str, rule: str, preset: str | None, device_kind: str | None
 
 
 def lookup(key: str, dataset: str, rule: str, preset: str | None, device_kind: str | None = None,
-           decorrelated: bool | None = None) -> Any:
+           decorrelated: bool | None = None, model: str | None = None) -> Any:
     """The value of setting `key` for a run that leaves it out."""
-    for _, table in _tables(dataset, rule, preset, device_kind, decorrelated):
+    for _, table in _tables(dataset, rule, preset, device_kind, decorrelated, model):
         if key in table:
             return table[key]
     raise KeyError(key)  # pragma: no cover - every resolvable setting is in DEFAULTS
 
 
 def origin(key: str, dataset: str, rule: str, preset: str | None, device_kind: str | None = None,
-           decorrelated: bool | None = None) -> str:
+           decorrelated: bool | None = None, model: str | None = None) -> str:
     """Where the value of a left-out setting comes from (for README and `--help`)."""
-    return next(name for name, table in _tables(dataset, rule, preset, device_kind, decorrelated)
+    return next(name for name, table in _tables(dataset, rule, preset, device_kind, decorrelated, model)
                 if key in table)
