@@ -119,7 +119,7 @@ def test_deploy_cli_on_a_conv_run(conv_run, digits):
     report = json.loads((conv_run / "deploy-lava.json").read_text())
     assert report["agreement"] == 1.0 and report["outputs_identical"]
     assert report["samples"] == 6 and report["steps"] == 8
-    assert [l["kind"] for l in report["layers"]] == ["conv", "sum_pool", "conv", "sum_pool", "dense"]
+    assert [l["kind"] for l in report["layers"]] == ["conv", "sum_pool", "conv", "sum_pool", "dense", "dense"]
     assert report["layers"][2]["input"] == [4, 4, 16] and report["layers"][2]["output"] == [4, 4, 32]
     by_stage = report["per_sample"]["by_layer"]
     assert all(n > 0 for n in by_stage["messages"]) and all(n > 0 for n in by_stage["acs"])
@@ -173,7 +173,7 @@ def test_nir_export_of_a_conv_run_reads_back_and_computes_the_deployed_net(conv_
     graph, net_int = export_nir(conv_run, tmp_path / "net.nir")
     back = nir.read(tmp_path / "net.nir")
     assert sorted(back.nodes) == sorted(graph.nodes) and sorted(back.edges) == sorted(graph.edges)
-    chain = ["input", "conv0", "if0", "pool0", "conv1", "if1", "pool1", "flatten", "affine2", "output"]
+    chain = ["input", "conv0", "if0", "pool0", "conv1", "if1", "pool1", "flatten", "affine2", "if2", "affine3", "output"]
     assert sorted(back.edges) == sorted(zip(chain[:-1], chain[1:]))
     assert list(back.nodes["input"].input_type["input"]) == [1, 8, 8]  # (C, H, W)
     assert back.nodes["conv1"].weight.shape == (32, 16, 3, 3)
