@@ -50,6 +50,7 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/conv_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -471,11 +471,13 @@ def col2im(rows: np.ndarray, batch: int, shape: tuple[int, int, int], k: int, s:
     read from; (B·ho·wo, k·k·C) → (B, H, W, C) for images of `shape` (H, W, C)."""
     H, W, C = shape
     padded = np.zeros((batch, H + 2 * p, W + 2 * p, C), dtype=rows.dtype)
-    if _fused(rows):
-        _nb()._nb_col2im(rows, padded, k, s, ho, wo)
-    else:
-        grid = rows.reshape(batch, ho, wo, k, k, C)
-        for dy in range(k):
-            for dx in range(k):
-                padded[:, dy:dy + s * (ho - 1) + 1:s, dx:dx + s * (wo - 1) + 1:s] += grid[:, :, :, dy, dx]
+    (_nb()._nb_col2im if _fused(rows) else _np_col2im)(rows, padded, k, s, ho, wo)
     return padded[:, p:p + H, p:p + W] if p else padded
+
+
+def _np_col2im(rows, padded, k, s, ho, wo):
+    """`col2im`'s sums into the zero-padded image, one strided add per kernel offset."""
+    grid = rows.reshape(len(padded), ho, wo, k, k, padded.shape[-1])
+    for dy in range(k):
+        for dx in range(k):
+            padded[:, dy:dy + s * (ho - 1) + 1:s, dx:dx + s * (wo - 1) + 1:s] += grid[:, :, :, dy, dx]

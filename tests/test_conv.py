@@ -261,3 +261,15 @@ def test_patch_decorrelation_samples_every_patch_of_the_first_samples(digits):
     np.testing.assert_allclose(R0 - learner2.net.layers[0].R, changed, rtol=1e-5, atol=1e-9)
     assert np.abs(changed).max() > 0
     assert keys.R(0) in net.keyed_arrays() and net.layers[0].R.dtype == DTYPE
+
+
+def test_the_papers_cifar_convnet_trains_a_step_on_cifar_shaped_images():
+    """CIFAR-10 is user-provided: the paper's ConvNet runs on images of its shape."""
+    spec = load_spec("paper-convnet")
+    cfg = TrainConfig(dataset="cifar10", model="paper-convnet", rule="fa", decor="seed", batch_size=4)
+    learner = make_learner(cfg, spec, (3, 32, 32), 10)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3 * 32 * 32)).astype(F32)
+    loss = train_step(learner, x, np.array([0, 1, 2, 3]), rng, {})
+    assert np.isfinite(loss) and abs(loss - np.log(10)) < 1.0  # near chance at the start
+    assert [l.W.shape for l in learner.net.layers][-2:] == [(1000, 4096), (10, 1000)]

@@ -173,7 +173,8 @@ def test_nir_export_of_a_conv_run_reads_back_and_computes_the_deployed_net(conv_
     graph, net_int = export_nir(conv_run, tmp_path / "net.nir")
     back = nir.read(tmp_path / "net.nir")
     assert sorted(back.nodes) == sorted(graph.nodes) and sorted(back.edges) == sorted(graph.edges)
-    chain = ["input", "conv0", "if0", "pool0", "conv1", "if1", "pool1", "flatten", "affine2", "if2", "affine3", "output"]
+    chain = ["input", "conv0", "if0", "pool0", "conv1", "if1", "pool1", "flatten", "affine2", "if2", "affine3",
+             "output"]
     assert sorted(back.edges) == sorted(zip(chain[:-1], chain[1:]))
     assert list(back.nodes["input"].input_type["input"]) == [1, 8, 8]  # (C, H, W)
     assert back.nodes["conv1"].weight.shape == (32, 16, 3, 3)

@@ -225,3 +225,18 @@ def test_only_the_plain_subtraction_is_fused_into_the_optimiser():
     # a device made without __init__: plain_writes depends on its class alone
     fused = {kind for kind, cls in DEVICE_KINDS.items() if object.__new__(cls).plain_writes}
     assert fused == {"ideal"}
+
+
+@pytest.mark.parametrize("k, s, p, C", [(3, 1, 1, 1), (3, 2, 1, 16), (5, 1, 2, 4)])
+def test_im2col_and_col2im_match_numpy(k, s, p, C):
+    """Patches are copies (identical); their transpose sums in another order (within 1e-6)."""
+    rng = np.random.default_rng(3)
+    image = rng.standard_normal((3, 9, 8, C)).astype(F32)
+    ho, wo = (9 + 2 * p - k) // s + 1, (8 + 2 * p - k) // s + 1
+    rows = kernels.im2col(image, k, s, p, ho, wo)
+    padded = np.pad(image, ((0, 0), (p, p), (p, p), (0, 0)))
+    np.testing.assert_array_equal(rows, kernels._np_im2col(padded, k, s, ho, wo))
+    back = kernels.col2im(rows, 3, (9, 8, C), k, s, p, ho, wo)
+    ref = np.zeros_like(padded)
+    kernels._np_col2im(rows, ref, k, s, ho, wo)
+    np.testing.assert_allclose(back, ref[:, p:p + 9, p:p + 8], rtol=1e-6, atol=1e-6)
