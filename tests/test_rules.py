@@ -159,3 +159,16 @@ def test_every_synapse_changes_only_through_the_device_write(monkeypatch, digits
             changed = not np.array_equal(arr, before[name])
             assert changed, f"{rule}: {name} did not learn"
             assert id(arr) in written, f"{rule}: {name} changed outside plasticity.write"
+
+
+def test_local_outer_scales_the_product_when_that_is_exact(rng):
+    """For a power-of-two divisor, scaling the small product instead of the tall modulator gives
+    the same bits; otherwise the modulator is scaled first."""
+    from neurodecorr.rules.plasticity import local_outer
+
+    e = rng.standard_normal((4096, 16)).astype(np.float32)
+    x = rng.standard_normal((4096, 9)).astype(np.float32)
+    for n in (64, 48):
+        np.testing.assert_array_equal(local_outer(e, x, samples=n), (e * np.float32(1.0 / n)).T @ x)
+    out = np.empty((16, 9), np.float32)
+    assert local_outer(e, x, out=out) is out

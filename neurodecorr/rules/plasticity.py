@@ -37,5 +37,9 @@ def local_outer(modulator: np.ndarray, pre: np.ndarray, out: np.ndarray | None =
                 samples: int | None = None) -> np.ndarray:
     """(modulatorᵀ pre) / samples: the mean over rows of eᵢ preⱼ (samples None), or the sum over
     each sample's rows averaged over `samples`; written into `out` when given."""
-    scaled = modulator * DTYPE(1.0 / (len(modulator) if samples is None else samples))
-    return np.matmul(scaled.T, pre, out=out)
+    n = len(modulator) if samples is None else samples
+    if n & (n - 1) == 0:  # a power of two: scaling the (small) product instead is exact
+        out = np.matmul(modulator.T, pre, out=out)
+        out *= DTYPE(1.0 / n)
+        return out
+    return np.matmul((modulator * DTYPE(1.0 / n)).T, pre, out=out)
