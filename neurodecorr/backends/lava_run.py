@@ -67,7 +67,7 @@ def run_lava(net: IntNet, stream: np.ndarray, record: bool = False, reset_every:
     for layer in net.layers:
         synapses = _synapses(layer)
         sd = SigmaDelta(shape=layer.neuron_shape, vth=net.vth, state_exp=layer.state_exp,
-                        bias=np.tile(layer.bias, layer.n_out // len(layer.bias)).reshape(layer.neuron_shape),
+                        bias=layer.per_neuron_bias().reshape(layer.neuron_shape),
                         act_mode=ActivationMode.RELU if layer.relu else ActivationMode.UNIT)
         if tuple(port.shape) != layer.in_shape:  # a dense layer after an image: (y, x, c) order
             port = port.reshape(layer.in_shape)

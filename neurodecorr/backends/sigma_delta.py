@@ -113,12 +113,15 @@ class IntLayer:
     def n_out(self) -> int:
         return int(np.prod(self.neuron_shape))
 
+    def per_neuron_bias(self) -> np.ndarray:
+        """The bias of every neuron (n_out,), as given to Lava's SigmaDelta: the per-channel bias
+        at every position (y, x, c order) of a conv stage."""
+        return np.tile(self.bias.astype(INT32), self.n_out // len(self.bias))
+
     def neuron_bias(self) -> np.ndarray:
-        """The neurons' bias (n_out,) as Lava's SigmaDelta holds it: the per-channel bias at
-        every position (y, x, c order), times 2^state_exp in int32 (SigmaDelta.__init__'s
-        `bias * (1 << (spike_exp + state_exp))`)."""
-        per_neuron = np.tile(self.bias.astype(INT32), self.n_out // len(self.bias))
-        return per_neuron * (1 << self.state_exp)
+        """The neurons' bias (n_out,) as Lava's SigmaDelta holds it: `per_neuron_bias` times
+        2^state_exp in int32 (SigmaDelta.__init__'s `bias * (1 << (spike_exp + state_exp))`)."""
+        return self.per_neuron_bias() * (1 << self.state_exp)
 
     def fan_out(self) -> np.ndarray:
         """Synapses each input (n_in,) reaches: n_out for a dense stage; for a conv, the output
