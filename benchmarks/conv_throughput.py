@@ -5,9 +5,10 @@ runs such shapes well below its square-matrix rate; what the engine adds — im2
 pooling, activations, Adam, the rules' element-wise work — is what this measures. For each rule
 with and without the seed rule, on `small-conv` (or --model) with Fashion-MNIST batches of 64 (its default):
 
-1. time training steps (best of three blocks, after warm-up);
+1. time training steps (best of three blocks, after warm-up), with the energy counters on, as
+   `neurodecorr train` runs them;
 2. record every product the step asked its device for (x·Wᵀ, e·W, and every update eᵀ·pre) by
-   its shape, through a counter;
+   its shape, through those counters;
 3. time exactly those products, alone, on random float32 arrays of the same shapes, in the same
    run: the step's GEMM time at this machine's rate for those shapes;
 4. report the fraction (GEMM time of its shapes) / (step time): issue 15's goal is ≥ 60 %.
@@ -26,7 +27,7 @@ from collections import Counter as Tally
 import numpy as np
 
 from neurodecorr.data import batches, load_dataset
-from neurodecorr.devices.base import NullCounter
+from neurodecorr.energy import Counts
 from neurodecorr.engine.config import TrainConfig
 from neurodecorr.engine.learner import make_learner
 from neurodecorr.engine.step import train_step
@@ -36,18 +37,22 @@ from neurodecorr.nets.spec import load_spec
 GOAL = 0.60  # issue 15: conv training at ≥ 60 % of the GEMM rate of its shapes
 
 
-class ShapeRecorder(NullCounter):
-    """Counts nothing; remembers the shape of every product and update of one step."""
+class ShapeRecorder(Counts):
+    """The energy counters of a training run, which also remember the shape of every product
+    and update of one step (while `on`)."""
 
     def __init__(self):
+        super().__init__()
         self.shapes: Tally = Tally()
         self.on = False
 
     def product(self, key, x, n_out, periphery=False):
+        super().product(key, x, n_out, periphery)
         if self.on:
             self.shapes[("x@M", len(x), x.shape[-1], n_out)] += 1
 
     def update(self, key, modulator, pre):
+        super().update(key, modulator, pre)
         if self.on:
             self.shapes[("eT@pre", len(modulator), modulator.shape[-1], pre.shape[-1])] += 1
 

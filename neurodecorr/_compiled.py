@@ -289,44 +289,166 @@ def _nb_seed_delta(R, grad, gain, lr):
         grad[i] = r - gain * (r - lr * grad[i])
 
 
-@_jit
-def _nb_im2col(image, out, k, s, ho, wo):
-    # image (B, Hp, Wp, C), already padded; out (B·ho·wo, k·k·C): for each output row and
-    # kernel row ky, k·C consecutive input values (s = 1) copied as one run
-    B, _, Wp, C = image.shape
-    flat = image.reshape(B, -1, Wp * C)
-    kc = k * C
-    for b in range(B):
-        for oy in range(ho):
-            base = (b * ho + oy) * wo
-            for ky in range(k):
-                src = flat[b, oy * s + ky]
-                o = ky * kc
-                for ox in range(wo):
-                    start = ox * s * C
-                    if kc >= 16:  # a slice is copied as one run; short runs go element by element
-                        out[base + ox, o:o + kc] = src[start:start + kc]
-                    else:
-                        for j in range(kc):
-                            out[base + ox, o + j] = src[start + j]
+_U = np.uint64  # offsets as unsigned: numba then drops its negative-index checks and vectorises
 
 
 @_jit
-def _nb_col2im(rows, padded, k, s, ho, wo):
-    # rows (B·ho·wo, k·k·C) summed onto padded (B, Hp, Wp, C), which starts at 0
-    B, _, Wp, C = padded.shape
-    flat = padded.reshape(B, -1, Wp * C)
+def _nb_im2col(image, out, k, s, p, ho, wo):
+    # image (B, H, W, C), zero-padded by p on the fly; out (B·ho·wo, k·k·C). For each output row
+    # and kernel row ky, its k·C values are one run of the input row iy (interior positions)
+    B, H, W, C = image.shape
+    src, dst = image.reshape(-1), out.reshape(-1)
     kc = k * C
+    P, ukc, uc = k * kc, _U(kc), _U(C)
     for b in range(B):
         for oy in range(ho):
-            base = (b * ho + oy) * wo
             for ky in range(k):
-                dst = flat[b, oy * s + ky]
-                o = ky * kc
+                iy = oy * s + ky - p
+                row = (b * ho + oy) * wo * P + ky * kc
+                inside = 0 <= iy < H
+                base = (b * H + iy) * W * C
                 for ox in range(wo):
-                    start = ox * s * C
-                    if kc >= 16:
-                        dst[start:start + kc] += rows[base + ox, o:o + kc]
+                    o, ix0 = _U(row + ox * P), ox * s - p
+                    if not inside:
+                        for j in range(ukc):
+                            dst[o + j] = 0
+                    elif ix0 >= 0 and ix0 + k <= W:
+                        at = _U(base + ix0 * C)
+                        for j in range(ukc):
+                            dst[o + j] = src[at + j]
                     else:
-                        for j in range(kc):
-                            dst[start + j] += rows[base + ox, o + j]
+                        for kx in range(k):
+                            ix, d = ix0 + kx, o + _U(kx * C)
+                            if 0 <= ix < W:
+                                at = _U(base + ix * C)
+                                for c in range(uc):
+                                    dst[d + c] = src[at + c]
+                            else:
+                                for c in range(uc):
+                                    dst[d + c] = 0
+
+
+@_jit
+def _nb_col2im(rows, image, k, s, p, ho, wo):
+    # rows (B·ho·wo, k·k·C) summed onto image (B, H, W, C); entries that fell on the padding drop
+    B, H, W, C = image.shape
+    src, dst = rows.reshape(-1), image.reshape(-1)
+    dst[:] = 0
+    kc = k * C
+    P, ukc, uc = k * kc, _U(kc), _U(C)
+    for b in range(B):
+        for oy in range(ho):
+            for ky in range(k):
+                iy = oy * s + ky - p
+                if iy < 0 or iy >= H:
+                    continue
+                row = (b * ho + oy) * wo * P + ky * kc
+                base = (b * H + iy) * W * C
+                for ox in range(wo):
+                    o, ix0 = _U(row + ox * P), ox * s - p
+                    if ix0 >= 0 and ix0 + k <= W:
+                        at = _U(base + ix0 * C)
+                        for j in range(ukc):
+                            dst[at + j] += src[o + j]
+                    else:
+                        for kx in range(k):
+                            ix = ix0 + kx
+                            if 0 <= ix < W:
+                                at, d = _U(base + ix * C), o + _U(kx * C)
+                                for c in range(uc):
+                                    dst[at + c] += src[d + c]
+
+
+@_jit
+def _nb_avg_pool(y, out, s, scale):
+    # out (B, H'', W'', C) = the mean of each s×s window of y (B, H', W', C), summed in window order
+    B, Ho, Wo, C = out.shape
+    for b in range(B):
+        for oy in range(Ho):
+            for ox in range(Wo):
+                for c in range(C):
+                    out[b, oy, ox, c] = y[b, oy * s, ox * s, c]
+                for k in range(1, s * s):
+                    dy, dx = k // s, k % s
+                    for c in range(C):
+                        out[b, oy, ox, c] += y[b, oy * s + dy, ox * s + dx, c]
+                for c in range(C):
+                    out[b, oy, ox, c] *= scale
+
+
+@_jit
+def _nb_max_pool(y, out, index, s):
+    # out = each window's maximum, index its offset in the window (the first of equal values)
+    B, Ho, Wo, C = out.shape
+    for b in range(B):
+        for oy in range(Ho):
+            for ox in range(Wo):
+                for c in range(C):
+                    out[b, oy, ox, c] = y[b, oy * s, ox * s, c]
+                    index[b, oy, ox, c] = 0
+                for k in range(1, s * s):
+                    dy, dx = k // s, k % s
+                    for c in range(C):
+                        v = y[b, oy * s + dy, ox * s + dx, c]
+                        if v > out[b, oy, ox, c]:
+                            out[b, oy, ox, c] = v
+                            index[b, oy, ox, c] = k
+
+
+@_jit
+def _nb_pool_back(g, index, out, s, scale, is_max):
+    # the gradient g (B, H'', W'', C) on the pooled image → out (B, H', W', C): avg spreads it
+    # evenly (times scale), max routes it to the maximum; rows and columns the pooling cropped get 0
+    B, H, W, C = out.shape
+    Ho, Wo = g.shape[1], g.shape[2]
+    for b in range(B):
+        for y in range(H):
+            py = y // s
+            for x in range(W):
+                px = x // s
+                if py >= Ho or px >= Wo:
+                    for c in range(C):
+                        out[b, y, x, c] = 0
+                elif is_max:
+                    k = (y % s) * s + x % s
+                    for c in range(C):
+                        out[b, y, x, c] = g[b, py, px, c] if index[b, py, px, c] == k else 0
+                else:
+                    for c in range(C):
+                        out[b, y, x, c] = g[b, py, px, c] * scale
+
+
+@_jit
+def _nb_add_rows(h, b):
+    n, m = h.shape
+    for i in range(n):
+        for j in range(m):
+            h[i, j] += b[j]
+
+
+@_jit
+def _nb_column_sum(e, out):
+    # row after row, as numpy sums a C-ordered array over axis 0
+    n, m = e.shape
+    for j in range(m):
+        out[j] = e[0, j]
+    for i in range(1, n):
+        for j in range(m):
+            out[j] += e[i, j]
+
+
+@_jit
+def _nb_scale_rows(x, scale, repeat):
+    n, m = x.shape
+    for i in range(n):
+        f = scale[i // repeat]
+        for j in range(m):
+            x[i, j] *= f
+
+
+@_jit
+def _nb_count_nonzero(x):
+    n = 0
+    for i in range(x.size):
+        n += x[i] != 0
+    return n

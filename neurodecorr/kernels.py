@@ -448,31 +448,45 @@ def seed_delta_(R: np.ndarray, grad: np.ndarray, gain, lr) -> np.ndarray:
     return grad
 
 
+_RUN = 16  # im2col: runs of k·C values at least this long are copied by the compiled kernel
+
+
 def im2col(image: np.ndarray, k: int, s: int, p: int, ho: int, wo: int) -> np.ndarray:
     """The patch matrix of images (B, H, W, C) zero-padded by p: (B·ho·wo, k·k·C), rows ordered
-    (sample, y, x), entries (ky, kx, c) (`nets.conv`)."""
-    image = np.pad(image, ((0, 0), (p, p), (p, p), (0, 0))) if p else np.ascontiguousarray(image)
-    if not _fused(image):
-        return _np_im2col(image, k, s, ho, wo)
-    out = np.empty((len(image) * ho * wo, k * k * image.shape[-1]), dtype=image.dtype)
-    _nb()._nb_im2col(image, out, k, s, ho, wo)
+    (sample, y, x), entries (ky, kx, c) (`nets.conv`). The compiled kernel copies each patch
+    row's k·C-long runs and pads on the fly; for short runs (a 1-channel image) numpy's k·k
+    strided copies, one per kernel offset, measured faster."""
+    C = image.shape[-1]
+    if _fused(image) and k * C >= _RUN:
+        out = np.empty((len(image) * ho * wo, k * k * C), dtype=image.dtype)
+        _nb()._nb_im2col(image, out, k, s, p, ho, wo)
+        return out
+    return _np_im2col(np.pad(image, ((0, 0), (p, p), (p, p), (0, 0))) if p else image, k, s, ho, wo)
+
+
+def _np_im2col(padded, k, s, ho, wo):
+    """`im2col` of an already padded image: one strided copy per kernel offset."""
+    B, C = len(padded), padded.shape[-1]
+    out = np.empty((B * ho * wo, k * k * C), dtype=padded.dtype)
+    grid = out.reshape(B, ho, wo, k, k, C)
+    for dy in range(k):
+        for dx in range(k):
+            grid[:, :, :, dy, dx] = padded[:, dy:dy + s * (ho - 1) + 1:s, dx:dx + s * (wo - 1) + 1:s]
     return out
-
-
-def _np_im2col(image, k, s, ho, wo):
-    windows = np.lib.stride_tricks.sliding_window_view(image, (k, k), axis=(1, 2))
-    windows = windows[:, ::s, ::s][:, :ho, :wo]  # (B, ho, wo, C, k, k)
-    return np.ascontiguousarray(windows.transpose(0, 1, 2, 4, 5, 3)).reshape(-1, k * k * image.shape[-1])
 
 
 def col2im(rows: np.ndarray, batch: int, shape: tuple[int, int, int], k: int, s: int, p: int,
            ho: int, wo: int) -> np.ndarray:
     """The transpose of `im2col`: every patch entry summed back onto the image position it was
-    read from; (B·ho·wo, k·k·C) → (B, H, W, C) for images of `shape` (H, W, C)."""
+    read from; (B·ho·wo, k·k·C) → (B, H, W, C) for images of `shape` (H, W, C), contiguous."""
     H, W, C = shape
+    if _fused(rows):
+        image = np.empty((batch, H, W, C), dtype=rows.dtype)
+        _nb()._nb_col2im(rows, image, k, s, p, ho, wo)
+        return image
     padded = np.zeros((batch, H + 2 * p, W + 2 * p, C), dtype=rows.dtype)
-    (_nb()._nb_col2im if _fused(rows) else _np_col2im)(rows, padded, k, s, ho, wo)
-    return padded[:, p:p + H, p:p + W] if p else padded
+    _np_col2im(rows, padded, k, s, ho, wo)
+    return np.ascontiguousarray(padded[:, p:p + H, p:p + W]) if p else padded
 
 
 def _np_col2im(rows, padded, k, s, ho, wo):
@@ -481,3 +495,106 @@ def _np_col2im(rows, padded, k, s, ho, wo):
     for dy in range(k):
         for dx in range(k):
             padded[:, dy:dy + s * (ho - 1) + 1:s, dx:dx + s * (wo - 1) + 1:s] += grid[:, :, :, dy, dx]
+
+
+# ------------------------------------------------------------------ pooling (channels last)
+def _windows(y: np.ndarray, s: int) -> list[np.ndarray]:
+    """The s·s strided views of y (B, H', W', C), one per offset in a pooling window (the
+    rows and columns beyond the last whole window left out)."""
+    h, w = y.shape[1] // s * s, y.shape[2] // s * s
+    return [y[:, dy:h:s, dx:w:s] for dy in range(s) for dx in range(s)]
+
+
+def avg_pool(y: np.ndarray, s: int) -> np.ndarray:
+    """The mean of each s×s window of y (B, H', W', C) → (B, H'//s, W'//s, C): the window's
+    values summed in order, times 1/s²."""
+    scale = y.dtype.type(1.0 / (s * s))
+    if _fused(y):
+        out = np.empty((len(y), y.shape[1] // s, y.shape[2] // s, y.shape[3]), dtype=y.dtype)
+        _nb()._nb_avg_pool(y, out, s, scale)
+        return out
+    views = _windows(y, s)
+    total = views[0].copy()
+    for v in views[1:]:
+        total += v
+    total *= scale
+    return total
+
+
+def max_pool(y: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each s×s window's maximum, and its offset in the window (int8, dy·s + dx; the first of
+    equal values)."""
+    if _fused(y):
+        shape = (len(y), y.shape[1] // s, y.shape[2] // s, y.shape[3])
+        out, index = np.empty(shape, dtype=y.dtype), np.empty(shape, dtype=np.int8)
+        _nb()._nb_max_pool(y, out, index, s)
+        return out, index
+    views = _windows(y, s)
+    top = views[0].copy()
+    for v in views[1:]:
+        np.maximum(top, v, out=top)
+    index = np.full(top.shape, len(views) - 1, dtype=np.int8)
+    for k in range(len(views) - 2, -1, -1):  # the first offset holding the maximum wins
+        index[views[k] == top] = k
+    return top, index
+
+
+def pool_back(g: np.ndarray, index: np.ndarray | None, shape: tuple[int, int, int], s: int) -> np.ndarray:
+    """The gradient g (B, H'', W'', C) on a pooled image → on the image it pooled, (B, *shape):
+    an average pooling's (index None) spread evenly over each window, a max pooling's routed
+    to each window's maximum; the rows and columns the pooling left out get 0."""
+    scale = g.dtype.type(1.0 / (s * s))
+    if _fused(g):
+        out = np.empty((len(g), *shape), dtype=g.dtype)
+        is_max = index is not None
+        _nb()._nb_pool_back(g, index if is_max else np.zeros((1, 1, 1, 1), np.int8), out, s, scale, is_max)
+        return out
+    out = np.zeros((len(g), *shape), dtype=g.dtype)
+    views = _windows(out, s)
+    if index is None:
+        share = g * scale
+        for v in views:
+            v[...] = share
+    else:
+        for k, v in enumerate(views):
+            np.copyto(v, g, where=index == k)
+    return out
+
+
+# ------------------------------------------------------------------ rows and columns
+def add_rows_(h: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """h (n, m) += b (m,) on every row, in place; returns h."""
+    if _fused(h, b) and h.ndim == 2 and b.shape == h.shape[1:]:
+        _nb()._nb_add_rows(h, b)
+    else:
+        h += b
+    return h
+
+
+def column_sum(e: np.ndarray) -> np.ndarray:
+    """e (n, m) summed over its rows, (m,) float32, row after row (the order in which numpy
+    reduces a C-ordered array over axis 0)."""
+    if _fused(e) and e.ndim == 2 and len(e) > 0:
+        out = np.empty(e.shape[1], dtype=DTYPE)
+        _nb()._nb_column_sum(e, out)
+        return out
+    return e.sum(axis=0, dtype=DTYPE)
+
+
+def scale_rows_(x: np.ndarray, scale: np.ndarray, repeat: int = 1) -> np.ndarray:
+    """x (n, m) with row i times scale[i // repeat], in place (scale (n / repeat,)); returns x."""
+    scale = np.ascontiguousarray(scale, dtype=DTYPE).reshape(-1)
+    if len(scale) * repeat != len(x):
+        raise ValueError(f"scale_rows_: {len(scale)} scales × {repeat} for {len(x)} rows")
+    if _fused(x) and x.ndim == 2:
+        _nb()._nb_scale_rows(x, scale, repeat)
+    else:
+        x *= np.repeat(scale, repeat)[:, None]
+    return x
+
+
+def count_nonzero(x: np.ndarray) -> int:
+    """How many entries of x are nonzero (−0.0 counts as zero), in one pass without a temporary."""
+    if _fused(x):
+        return int(_nb()._nb_count_nonzero(x.reshape(-1)))
+    return int(np.count_nonzero(x != 0))

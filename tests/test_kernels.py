@@ -227,9 +227,11 @@ def test_only_the_plain_subtraction_is_fused_into_the_optimiser():
     assert fused == {"ideal"}
 
 
-@pytest.mark.parametrize("k, s, p, C", [(3, 1, 1, 1), (3, 2, 1, 16), (5, 1, 2, 4)])
+@pytest.mark.parametrize("k, s, p, C", [(3, 1, 1, 1), (3, 2, 1, 16), (5, 1, 2, 4), (3, 1, 0, 8), (3, 3, 2, 6)])
 def test_im2col_and_col2im_match_numpy(k, s, p, C):
-    """Patches are copies (identical); their transpose sums in another order (within 1e-6)."""
+    """Patches are copies (identical); their transpose sums in another order (within 1e-6).
+    k·C below 16 takes numpy's copies in both; the rest the compiled kernel, padding and
+    border (p up to k − 1) included."""
     rng = np.random.default_rng(3)
     image = rng.standard_normal((3, 9, 8, C)).astype(F32)
     ho, wo = (9 + 2 * p - k) // s + 1, (8 + 2 * p - k) // s + 1
@@ -240,3 +242,54 @@ def test_im2col_and_col2im_match_numpy(k, s, p, C):
     ref = np.zeros_like(padded)
     kernels._np_col2im(rows, ref, k, s, ho, wo)
     np.testing.assert_allclose(back, ref[:, p:p + 9, p:p + 8], rtol=1e-6, atol=1e-6)
+
+
+@pytest.fixture
+def numpy_only(monkeypatch):
+    """Within the test, every kernel takes its numpy fallback."""
+    def run(f, *args):
+        with monkeypatch.context() as m:
+            m.setattr(kernels, "_HAVE_NUMBA", False)
+            return f(*args)
+    return run
+
+
+@pytest.mark.parametrize("shape, s", [((3, 8, 8, 5), 2), ((2, 7, 9, 3), 2), ((2, 9, 7, 4), 3)])
+def test_pooling_matches_numpy_bit_for_bit(numpy_only, shape, s):
+    """Average and max pooling and their backward passes, windows that crop the image
+    included; ties (small integers) go to the first offset in both."""
+    rng = np.random.default_rng(5)
+    y = rng.standard_normal(shape).astype(F32)
+    ties = rng.integers(0, 3, shape).astype(F32)
+    np.testing.assert_array_equal(kernels.avg_pool(y, s), numpy_only(kernels.avg_pool, y, s))
+    for values in (y, ties):
+        top, index = kernels.max_pool(values, s)
+        ref_top, ref_index = numpy_only(kernels.max_pool, values, s)
+        np.testing.assert_array_equal(top, ref_top)
+        np.testing.assert_array_equal(index, ref_index)
+    g = rng.standard_normal(top.shape).astype(F32)
+    for idx in (None, index):
+        back = kernels.pool_back(g, idx, shape[1:], s)
+        np.testing.assert_array_equal(back, numpy_only(kernels.pool_back, g, idx, shape[1:], s))
+    cropped = kernels.pool_back(g, None, shape[1:], s)
+    assert not cropped[:, shape[1] // s * s:].any() and not cropped[:, :, shape[2] // s * s:].any()
+
+
+def test_rows_and_columns_match_numpy(numpy_only):
+    rng = np.random.default_rng(6)
+    e = rng.standard_normal((1001, 7)).astype(F32)
+    b = rng.standard_normal(7).astype(F32)
+    np.testing.assert_array_equal(kernels.column_sum(e), e.sum(axis=0))  # the same order
+    np.testing.assert_array_equal(kernels.column_sum(e), numpy_only(kernels.column_sum, e))
+    np.testing.assert_array_equal(kernels.add_rows_(e.copy(), b), e + b)
+    scale = rng.standard_normal(143).astype(F32)
+    np.testing.assert_array_equal(kernels.scale_rows_(e.copy(), scale, 7), np.repeat(scale, 7)[:, None] * e)
+    np.testing.assert_array_equal(kernels.scale_rows_(e.copy(), scale, 7),
+                                  numpy_only(kernels.scale_rows_, e.copy(), scale, 7))
+    with pytest.raises(ValueError, match="143 scales × 3 for 1001 rows"):
+        kernels.scale_rows_(e, scale, 3)
+
+
+def test_count_nonzero_counts_negative_zero_as_zero(numpy_only):
+    x = np.array([[0.0, -0.0, 1.0], [np.nan, -2.0, 0.0]], dtype=F32)
+    assert kernels.count_nonzero(x) == numpy_only(kernels.count_nonzero, x) == 3

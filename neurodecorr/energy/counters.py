@@ -37,6 +37,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from neurodecorr import kernels
 from neurodecorr.keys import ArrayKey
 
 PHASES = ("inference", "learning_forward", "feedback", "decorrelation", "weight_update")
@@ -47,9 +48,10 @@ DECORRELATION_SUFFIX = "R"  # stage "3R": the decorrelation before dense layer 3
 
 
 def nonzero(x) -> int:
-    """How many entries of x are nonzero. `np.count_nonzero(x != 0)`: on float32 arrays about
-    twenty times faster here than `np.count_nonzero(x)`, and −0.0 counts as zero."""
-    return int(np.count_nonzero(x != 0))
+    """How many entries of x are nonzero (−0.0 counts as zero): `kernels.count_nonzero`, one
+    pass. (numpy's `np.count_nonzero(x)` on float32 measured twenty times slower than
+    `np.count_nonzero(x != 0)`, its fallback.)"""
+    return kernels.count_nonzero(x)
 
 
 def is_decorrelation_stage(stage: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurodecorr import keys
+from neurodecorr import kernels, keys
 from neurodecorr.engine.learner import Learner
 from neurodecorr.errors import DivergenceError
 from neurodecorr.nets.network import forward
@@ -45,7 +45,7 @@ def train_step(learner: Learner, x: np.ndarray, labels: np.ndarray, rng: np.rand
                 device.written(layer.W, learner.optimizer.step(w_key, grad, apply_to=layer.W), w_key)
             else:
                 device.write(layer.W, learner.optimizer.step(w_key, grad), w_key)
-            bias_grad = e.sum(axis=0) / DTYPE(trace.batch)  # the mean over samples, summed over positions
+            bias_grad = kernels.column_sum(e) / DTYPE(trace.batch)  # the mean over samples, summed over positions
             device.write(layer.b, learner.optimizer.step(b_key, bias_grad), b_key)
     if learner.decor is not None:
         with during("decorrelation"):

@@ -105,46 +105,20 @@ class ConvGeometry:
         return np.tile(mean, self.kernel * self.kernel)
 
     # ---------------------------------------------------------------- pooling
-    def _windows(self, y: np.ndarray) -> list[np.ndarray]:
-        """The s·s strided views of y (B, H', W', C), one per offset in a pooling window."""
-        s = self.pool_size
-        h, w = self.out_height // s * s, self.out_width // s * s
-        return [y[:, dy:h:s, dx:w:s] for dy in range(s) for dx in range(s)]
-
     def pool_forward(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(B, H', W', C) → (pooled, what the backward pass needs: for max, the offset in its
         window of each maximum, the first of equal values)."""
         if self.pool is None:
             return y, None
-        views = self._windows(y)
         if self.pool == "avg":
-            total = views[0].copy()
-            for v in views[1:]:
-                total += v
-            total *= y.dtype.type(1.0 / len(views))
-            return total, None
-        top = views[0].copy()
-        for v in views[1:]:
-            np.maximum(top, v, out=top)
-        index = np.full(top.shape, len(views) - 1, dtype=np.int8)
-        for k in range(len(views) - 2, -1, -1):  # the first offset holding the maximum wins
-            index[views[k] == top] = k
-        return top, index
+            return kernels.avg_pool(y, self.pool_size), None
+        return kernels.max_pool(y, self.pool_size)
 
     def pool_backward(self, g: np.ndarray, index: np.ndarray | None) -> np.ndarray:
         """The gradient on the pooled image (B, H'', W'', C) → on the conv output (B, H', W', C)."""
         if self.pool is None:
             return g
-        out = np.zeros((len(g), *self.output_shape), dtype=g.dtype)
-        views = self._windows(out)
-        if self.pool == "avg":
-            share = g * g.dtype.type(1.0 / len(views))
-            for v in views:
-                v[...] = share
-        else:
-            for k, v in enumerate(views):
-                np.copyto(v, g, where=index == k)
-        return out
+        return kernels.pool_back(g, index, self.output_shape, self.pool_size)
 
 
 def to_image(x: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:

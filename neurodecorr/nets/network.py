@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from neurodecorr import keys
+from neurodecorr import kernels, keys
 from neurodecorr.devices import Device, IdealDevice
 from neurodecorr.keys import ArrayKey, Role
 from neurodecorr.nets.activations import ACTIVATIONS
@@ -144,7 +144,7 @@ class LayerTrace:
 
 def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
             noise: list[np.ndarray] | None = None, means: list | None = None,
-            device=None) -> list[LayerTrace]:
+            device=None, first_rows: np.ndarray | None = None) -> list[LayerTrace]:
     """Run a batch x (B, n_in) through the network; returns one trace per layer. A conv net also
     takes its images as they are stored in a trace, (B, H, W, C) (`LayerTrace.input`).
 
@@ -154,6 +154,8 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
     means: per layer, the mean to centre with (node perturbation's noisy pass centres as its
     clean pass did: `[t.mean for t in clean_traces]`).
     device: the device to compute on (default: the network's own).
+    first_rows: the first layer's input rows a for this x, when the caller has them (node
+    perturbation's noisy pass reads the batch its clean pass patched: the same patch matrix).
     """
     dev = net.device if device is None else device
     traces = []
@@ -163,7 +165,10 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
         a_in = to_image(a_in, (first.in_channels, first.in_height, first.in_width))
     for i, layer in enumerate(net.layers):
         geometry = layer.shape.conv
-        a = a_in.reshape(len(a_in), -1) if geometry is None else geometry.patches(a_in)
+        if i == 0 and first_rows is not None:
+            a = first_rows
+        else:
+            a = a_in.reshape(len(a_in), -1) if geometry is None else geometry.patches(a_in)
         if layer.R is not None:
             mean = layer.mu if means is None else means[i]
             if track_mean:
@@ -177,8 +182,7 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
             dev.counter.neurons(keys.R(i), xt, xt)
         else:
             centred, xt = None, a
-        h = dev.mvm(xt, layer.W, keys.W(i))
-        h += layer.b
+        h = kernels.add_rows_(dev.mvm(xt, layer.W, keys.W(i)), layer.b)
         if noise is not None:
             h += noise[i]
         h = dev.state(h)

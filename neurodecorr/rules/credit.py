@@ -201,13 +201,14 @@ class NP:
         noise = [net.device.signal(
                      kernels.normals((len(trace.h), layer.shape.n_out), rng) * DTYPE(self.sigma))
                  for layer, trace in zip(net.layers, traces)]
-        noisy = forward(net, x, noise=noise, means=[t.mean for t in traces])
+        noisy = forward(net, x, noise=noise, means=[t.mean for t in traces], first_rows=traces[0].a)
         per_sample, dtype = net.loss.per_sample, np.dtype(self.loss_precision)
         delta_loss = (per_sample(noisy[-1].h.astype(dtype), labels)
                       - per_sample(traces[-1].h.astype(dtype), labels))
-        scale = (delta_loss / self.sigma**2).astype(DTYPE)[:, None]
-        return [net.device.signal((scale if layer.shape.rows == 1 else np.repeat(scale, layer.shape.rows, axis=0))
-                                  * xi) for layer, xi in zip(net.layers, noise)]
+        scale = (delta_loss / self.sigma**2).astype(DTYPE)
+        # e_l = δL ξ_l / σ², each sample's δL on its P_l rows; ξ_l is not needed after this
+        return [net.device.signal(kernels.scale_rows_(xi, scale, layer.shape.rows))
+                for layer, xi in zip(net.layers, noise)]
 
 
 CREDIT_RULES = {"bp": BP, "fa": FA, "dfa": DFA, "np": NP}
