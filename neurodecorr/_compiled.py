@@ -427,6 +427,14 @@ def _nb_add_rows(h, b):
 
 
 @_jit
+def _nb_minus_rows(a, b, out):
+    n, m = a.shape
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = a[i, j] - b[j]
+
+
+@_jit
 def _nb_column_sum(e, out):
     # row after row, as numpy sums a C-ordered array over axis 0
     n, m = e.shape

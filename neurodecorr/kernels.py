@@ -571,10 +571,19 @@ def add_rows_(h: np.ndarray, b: np.ndarray) -> np.ndarray:
     return h
 
 
+def minus_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a (n, m) − b (m,) on every row, as a new array."""
+    if _fused(a, b) and a.ndim == 2 and b.shape == a.shape[1:]:
+        out = np.empty_like(a)
+        _nb()._nb_minus_rows(a, b, out)
+        return out
+    return a - b
+
+
 def column_sum(e: np.ndarray) -> np.ndarray:
-    """e (n, m) summed over its rows, (m,) float32, row after row (the order in which numpy
-    reduces a C-ordered array over axis 0)."""
-    if _fused(e) and e.ndim == 2 and len(e) > 0:
+    """e (n, m) summed over its rows, (m,) float32, in numpy's order: row after row for m > 1
+    (how numpy reduces a C-ordered array over axis 0), numpy's own pairwise sum for one column."""
+    if _fused(e) and e.ndim == 2 and len(e) > 0 and e.shape[1] > 1:
         out = np.empty(e.shape[1], dtype=DTYPE)
         _nb()._nb_column_sum(e, out)
         return out

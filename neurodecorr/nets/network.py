@@ -177,7 +177,7 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
                 layer.mu += DTYPE(MEAN_MOMENTUM) * batch_mean
                 if net.centre == "batch":
                     mean = batch_mean
-            centred = dev.activation(a - (mean if geometry is None else geometry.patch_mean(mean)))
+            centred = dev.activation(kernels.minus_rows(a, mean if geometry is None else geometry.patch_mean(mean)))
             xt = dev.activation(dev.mvm(centred, layer.R, keys.R(i)))
             dev.counter.neurons(keys.R(i), xt, xt)
         else:
@@ -201,7 +201,8 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
 
 def _input_mean(a: np.ndarray) -> np.ndarray:
     """The batch mean of a layer's input: per feature (B, n), or per channel of images (B, H, W, C)."""
-    return a.reshape(-1, a.shape[-1]).mean(axis=0, dtype=DTYPE)
+    rows = a.reshape(-1, a.shape[-1])
+    return kernels.column_sum(rows) / DTYPE(len(rows))
 
 
 def predict(net: Network, x: np.ndarray, batch_size: int = 1024, fold: bool | None = None) -> np.ndarray:
