@@ -86,6 +86,79 @@ def test_a_residual_R_keeps_finer_steps_on_the_digital_grid():
     assert errors["residual"] < errors["array"] / 4
 
 
+def _sliced_R_after(profile, writes: int, delta_in_fine_steps: float, counts=None):
+    """An R − I of mixed magnitudes on `profile`, after `writes` equal small updates; returns the
+    device, R, what float arithmetic would hold and the coarse step."""
+    dev = DigitalDevice(profile, np.random.default_rng(4), counts)
+    R = _R(32)
+    R[0, 1] = 0.9  # a large entry sets the exponent; the rest are ~0.03
+    dev.install(keys.R(0), R)
+    step = 2.0 ** dev.exponents[keys.R(0)]
+    exact = R.astype(np.float64)
+    delta = np.full_like(R, delta_in_fine_steps * step / 128)
+    for _ in range(writes):
+        dev.write(R, delta, keys.R(0))
+        exact -= delta
+    return dev, R, exact, step
+
+
+def test_a_sliced_R_has_fifteen_bits_and_carries_into_its_coarse_connection():
+    """Two 8-bit connections, exponents 7 apart: 200 updates of 0.3 fine steps (0.0023 coarse
+    steps) each. R stays the sum of its slices, each on its own grid and range; after every
+    carry the fine slice holds under half a coarse step; and R follows the exact sum of the
+    updates as a random walk of fine steps (rms √(200·0.3·0.7) ≈ 6.5 of them), where one
+    8-bit connection (loihi2-residual) walks in coarse steps (rms ≈ 0.68 of one, 87 fine)."""
+    dev, R, exact, step = _sliced_R_after(load_profile("loihi2-sliced"), 200, 0.3)
+    coarse, fine = dev.coarse[keys.R(0)], dev.fine[keys.R(0)]
+    np.testing.assert_array_equal(R, coarse + fine + np.eye(len(R), dtype=F32))
+    np.testing.assert_array_equal(coarse / step, np.rint(coarse / step))
+    np.testing.assert_array_equal(fine / (step / 128), np.rint(fine / (step / 128)))
+    assert np.abs(coarse).max() <= 128 * step and np.abs(fine).max() <= step / 2
+    before = R.copy()
+    dev.write(R, np.full_like(R, -3.7 * step), keys.R(0))  # beyond the fine range: carried at once
+    np.testing.assert_allclose(R - before, 3.7 * step, atol=step / 128)
+    exact += 3.7 * step
+    rms = lambda a, b: float(np.sqrt(np.mean((a - b) ** 2)))  # noqa: E731
+    _, R8, exact8, step8 = _sliced_R_after(load_profile("loihi2-residual"), 200, 0.3)
+    assert step8 == step
+    assert rms(R, exact) < 9 * step / 128 and rms(R8, exact8) > 6 * rms(R, exact)
+
+
+def test_a_sliced_R_carries_every_k_updates_and_pays_for_its_second_connection():
+    profile = _profile("loihi2-sliced", digital={"consolidate_every": 50})
+    dev, R, exact, step = _sliced_R_after(profile, 49, 2.0)  # 98 fine steps: no carry yet
+    assert np.abs(dev.fine[keys.R(0)]).max() > step / 2 and dev.since_carry[keys.R(0)] == 49
+    dev.write(R, np.full_like(R, 2.0 * step / 128), keys.R(0))  # the 50th: carried
+    assert np.abs(dev.fine[keys.R(0)]).max() <= step / 2 and dev.since_carry[keys.R(0)] == 0
+    x = np.ones((3, 32), F32)
+    synops = {}
+    for name in ("loihi2-residual", "loihi2-sliced"):
+        counts = Counts()
+        chip = DigitalDevice(load_profile(name), np.random.default_rng(0), counts)
+        chip.install(keys.R(0), _R(32))
+        chip.mvm(x, _R(32), keys.R(0))
+        synops[name] = counts.total(kind="dense_synops")
+    assert synops["loihi2-sliced"] == synops["loihi2-residual"] + 3 * 32 * 32  # the fine connection
+
+
+def test_a_sliced_R_takes_direct_updates_only(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('base = "loihi2-sliced"\n[digital]\ndecorrelation_update = "tag"\n')
+    with pytest.raises(ProfileError, match='decorrelation_slices: expected decorrelation_update = "direct"'):
+        load_profile(path)
+
+
+def test_a_sliced_R_resumes_mid_carry_cycle(tmp_path, digits):
+    profile = tmp_path / "chip.toml"
+    profile.write_text('base = "loihi2-sliced"\n[digital]\nconsolidate_every = 7\n')
+    cfg = TrainConfig(profile=str(profile), rule="fa", decor="seed", epochs=2, batch_size=64)
+    whole = train(cfg, tmp_path / "whole", data=digits, progress=False, log=lambda s: None)
+    train(replace(cfg, epochs=1), tmp_path / "split", data=digits, progress=False, log=lambda s: None)
+    resumed = train(cfg, tmp_path / "split", resume=True, data=digits, progress=False, log=lambda s: None)
+    assert [e["train_loss"] for e in resumed.epochs] == [e["train_loss"] for e in whole.epochs]
+    assert whole.epochs[-1]["test_accuracy"] > 0.5  # chance is 0.1
+
+
 @pytest.mark.parametrize("base", ["analog-pcm", "analog-rram"])
 def test_a_residual_or_peripheral_R_reads_with_less_error_on_a_crossbar(base):
     rng = np.random.default_rng(3)

@@ -19,7 +19,7 @@ from neurodecorr.errors import NeurodecorrError, ProfileError
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = ["analog-pcm", "analog-pcm-periphery", "analog-rram", "analog-rram-periphery", "analog-symmetric",
-           "ideal", "loihi2", "loihi2-residual"]
+           "ideal", "loihi2", "loihi2-residual", "loihi2-sliced"]
 
 DIGITAL = 'name = "t"\nkind = "digital"\n[digital]\n'
 PCM = 'name = "t"\nkind = "crossbar"\n[crossbar]\ntechnology = "pcm"\n[pcm]\n'

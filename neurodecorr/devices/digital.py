@@ -32,9 +32,17 @@ class DigitalDevice(IdealDevice):
         self.spec = profile.digital
         self.exponents: dict[ArrayKey, int] = {}
         self.tags: dict[ArrayKey, np.ndarray] = {}  # weight_update "tag": per synapse, int16
+        # decorrelation_slices 2: R's grid values (R − offset) as a coarse and a fine part, and
+        # the updates each R took since its last carry
+        self.coarse: dict[ArrayKey, np.ndarray] = {}
+        self.fine: dict[ArrayKey, np.ndarray] = {}
+        self.since_carry: dict[ArrayKey, int] = {}
 
     def _residual(self, key: ArrayKey) -> bool:
         return key.role is Role.R and self.spec.decorrelation == "residual"
+
+    def _sliced(self, key: ArrayKey) -> bool:
+        return key.role is Role.R and self.spec.decorrelation_slices == 2
 
     def _offset(self, array: np.ndarray, key: ArrayKey):
         """What the grid holds is array − offset: the identity for residual R, else 0."""
@@ -49,6 +57,9 @@ class DigitalDevice(IdealDevice):
         max_abs = float(np.max(np.abs(values))) if values.size else 0.0
         self.exponents[key] = shared_exponent(max_abs, self.spec.weight_bits, self.spec.weight_headroom)
         array[...] = self._weight_grid(values, key, None) + offset
+        if self._sliced(key):  # the fine connection starts empty
+            self.coarse[key], self.fine[key] = array - offset, np.zeros_like(array)
+            self.since_carry[key] = 0
         update = self.spec.decorrelation_update if key.role is Role.R else self.spec.weight_update
         if update == "tag":
             self.tags[key] = np.zeros(array.shape, dtype=np.int16)
@@ -71,11 +82,15 @@ class DigitalDevice(IdealDevice):
     def mvm(self, x, W, key):
         if self._residual(key):  # the identity: one fixed synapse per input
             self.counter.product(key, x, 1)
+        if self._sliced(key):  # the fine connection reads the same inputs
+            self.counter.product(key, x, W.shape[0])
         return super().mvm(x, W, key)
 
     def mvm_t(self, e, W, key):
         if self._residual(key):
             self.counter.product(key, e, 1)
+        if self._sliced(key):
+            self.counter.product(key, e, W.shape[1])
         return super().mvm_t(e, W, key)
 
     def activation(self, a):
@@ -101,6 +116,9 @@ class DigitalDevice(IdealDevice):
         changed = 0
         if self.spec.adapt_range:
             changed = self._adapt_exponent(key, kernels.max_abs_diff(array, delta, diag=residual))
+        if self._sliced(key):
+            self._sliced_write(array, delta, key, changed)
+            return
         if key in self.tags:
             offset = self._offset(array, key)
             values = array - offset
@@ -115,6 +133,39 @@ class DigitalDevice(IdealDevice):
         moved = kernels.grid_write_(array, delta, step, -top, top - 1,
                                     None if rng is None else kernels.draw_key(rng), diag=residual)
         self.counter.writes(key, moved, array.size)
+
+    def _sliced_write(self, array, delta, key, exponent_change):
+        """R on two connections. An update goes to the fine slice; on every consolidate_every-th
+        update the whole coarse steps the fine slice then holds (with this update) are carried
+        into the coarse slice (saturating at its range), the rest is rounded onto the fine grid
+        (stochastically, saturating at ± one coarse step). Carried every update, R lives on a
+        15-bit grid; between carries the fine slice's range bounds what it can take in."""
+        coarse, fine = self.coarse[key], self.fine[key]
+        bits = self.spec.weight_bits
+        top = 2 ** (bits - 1)
+        step = 2.0 ** self.exponents[key]
+        fine_step = step * 2.0 ** -(bits - 1)  # the fine slice spans ± one coarse step
+        rng = self._rounding_rng()
+        if exponent_change:  # re-grid at the new exponent: coarse the nearest, fine the rest
+            total = coarse + fine
+            coarse[...] = to_grid(total, step, -top * step, (top - 1) * step)
+            fine[...] = to_grid(total - coarse, fine_step, -top * fine_step, (top - 1) * fine_step)
+        self.since_carry[key] += 1
+        moved = 0
+        if self.since_carry[key] >= self.spec.consolidate_every:
+            self.since_carry[key] = 0
+            step32 = DTYPE(step)
+            carry = np.rint((fine - delta) / step32) * step32
+            np.clip(carry, DTYPE(-top * step) - coarse, DTYPE((top - 1) * step) - coarse, out=carry)
+            coarse += carry
+            moved = int(np.count_nonzero(carry))  # each carry rewrites a coarse synapse
+            delta = delta + carry
+        moved += kernels.grid_write_(fine, delta, fine_step, -top, top - 1,
+                                     None if rng is None else kernels.draw_key(rng))
+        self.counter.writes(key, moved, array.size)
+        np.add(coarse, fine, out=array)
+        if self._residual(key):
+            array[np.diag_indices(len(array))] += DTYPE(1)
 
     def _tag_update(self, key, values, delta, exponent_change):
         """Lava's tag as a sub-LSB accumulator (threshold θ, tag t in units of step/θ), the rule
@@ -148,6 +199,9 @@ class DigitalDevice(IdealDevice):
     def state_arrays(self):
         out = {f"exp/{k.name}": np.array(v, dtype=np.int64) for k, v in self.exponents.items()}
         out.update({f"tag/{k.name}": v for k, v in self.tags.items()})
+        out.update({f"coarse/{k.name}": v for k, v in self.coarse.items()})
+        out.update({f"fine/{k.name}": v for k, v in self.fine.items()})
+        out.update({f"carry/{k.name}": np.array(v, dtype=np.int64) for k, v in self.since_carry.items()})
         return out
 
     def load_state_arrays(self, arrays):
@@ -157,3 +211,7 @@ class DigitalDevice(IdealDevice):
                 self.exponents[ArrayKey.parse(name)] = int(v)
             elif what == "tag":
                 self.tags[ArrayKey.parse(name)] = np.array(v, dtype=np.int16)
+            elif what in ("coarse", "fine"):
+                getattr(self, what)[ArrayKey.parse(name)] = np.array(v, dtype=DTYPE)
+            elif what == "carry":
+                self.since_carry[ArrayKey.parse(name)] = int(v)

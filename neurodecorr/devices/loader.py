@@ -87,6 +87,8 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     # a tag holds 9 signed bits ([-256, 255], Lava's tag_1): the threshold must leave it room
     "digital.tag_threshold": _within(2, 128, "an integer"),
     "digital.decorrelation": _one_of(DIGITAL_DECORRELATION),
+    "digital.decorrelation_slices": _within(1, 2, "an integer"),
+    "digital.consolidate_every": _at_least(1, "an integer"),
     "crossbar.mechanism": _one_of(MECHANISMS),
     "crossbar.decorrelation": _one_of(CROSSBAR_DECORRELATION),
     "crossbar.read_noise_scope": _one_of(NOISE_SCOPES),
@@ -247,6 +249,10 @@ def _check_relations(name: str, spec: Any, table: Mapping[str, Any], where: str)
             raise _error(where, f"digital.{frac}",
                          f"fewer fractional bits than digital.{total} = {n_total}",
                          f"{n_frac} (integer{default})")
+    if spec.decorrelation_slices == 2 and spec.decorrelation_update != "direct":
+        raise _error(where, "digital.decorrelation_slices",
+                     'decorrelation_update = "direct" (the fine slice takes the updates itself)',
+                     f'2 with decorrelation_update = {json.dumps(spec.decorrelation_update)}')
 
 
 def _build_energy(table: Any, where: str) -> dict[str, float]:

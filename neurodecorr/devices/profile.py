@@ -55,7 +55,13 @@ class DigitalSpec:
     (a rule Lava's learning engine runs); `decorrelation_update` chooses the same for R — the tag
     moves a weight at most one step an update, too slow for R's gain on a fine (residual) grid.
     `decorrelation` "array" stores R on the weight grid;
-    "residual" stores R − I there (the identity as a second, fixed connection)."""
+    "residual" stores R − I there (the identity as a second, fixed connection).
+    `decorrelation_slices` 2 holds that grid's values on two connections into the same neurons,
+    a coarse one at the array's exponent e and a fine one at e − (weight_bits − 1) (the finer
+    bits of a 2·weight_bits − 1 bit R): R's updates go to the fine connection, and every
+    `consolidate_every` updates the whole coarse steps it holds move to the coarse one (the
+    carry, a read and rewrite of both arrays; Lava's learning engine updates each synapse on its
+    own, so the carry is the host's or a management core's job)."""
 
     weight_bits: int
     weight_headroom: float
@@ -70,6 +76,8 @@ class DigitalSpec:
     decorrelation_update: str  # direct | tag: decorrelation matrices
     tag_threshold: int
     decorrelation: str  # array | residual
+    decorrelation_slices: int  # 1 | 2: R on one connection, or on a coarse and a fine one
+    consolidate_every: int  # updates between carries from the fine slice to the coarse one
 
 
 @dataclass(frozen=True)
