@@ -43,6 +43,7 @@ MECHANISMS: dict[str, dict[str, tuple[dict | str, bool]]] = {
         "naive (direct, R on the grid)": ({}, True),
         "tag": ({"digital": {"weight_update": "tag", "decorrelation_update": "tag"}}, True),
         "residual R (loihi2-residual)": ("loihi2-residual", False),
+        "sliced R (loihi2-sliced)": ("loihi2-sliced", False),
         "tag on W, residual R": ({"digital": {"weight_update": "tag", "decorrelation": "residual"}}, True),
     },
     "analog-pcm": {
