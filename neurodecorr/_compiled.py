@@ -378,7 +378,8 @@ def _nb_avg_pool(y, out, s, scale):
 
 @_jit
 def _nb_max_pool(y, out, index, s):
-    # out = each window's maximum, index its offset in the window (the first of equal values)
+    # out = each window's maximum, index its offset in the window (the first of equal values);
+    # a NaN wins its window and takes the last offset, as numpy's maximum and == give
     B, Ho, Wo, C = out.shape
     for b in range(B):
         for oy in range(Ho):
@@ -390,9 +391,12 @@ def _nb_max_pool(y, out, index, s):
                     dy, dx = k // s, k % s
                     for c in range(C):
                         v = y[b, oy * s + dy, ox * s + dx, c]
-                        if v > out[b, oy, ox, c]:
+                        if v > out[b, oy, ox, c] or v != v:
                             out[b, oy, ox, c] = v
                             index[b, oy, ox, c] = k
+                for c in range(C):
+                    if out[b, oy, ox, c] != out[b, oy, ox, c]:
+                        index[b, oy, ox, c] = s * s - 1
 
 
 @_jit

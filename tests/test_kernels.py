@@ -261,8 +261,10 @@ def test_pooling_matches_numpy_bit_for_bit(numpy_only, shape, s):
     rng = np.random.default_rng(5)
     y = rng.standard_normal(shape).astype(F32)
     ties = rng.integers(0, 3, shape).astype(F32)
+    nans = y.copy()
+    nans[0, 0, 0, 0] = nans[0, 1, 1, 1] = nans[-1, -1, 0, 0] = np.nan  # a NaN wins its window, as in numpy
     np.testing.assert_array_equal(kernels.avg_pool(y, s), numpy_only(kernels.avg_pool, y, s))
-    for values in (y, ties):
+    for values in (y, ties, nans):
         top, index = kernels.max_pool(values, s)
         ref_top, ref_index = numpy_only(kernels.max_pool, values, s)
         np.testing.assert_array_equal(top, ref_top)
