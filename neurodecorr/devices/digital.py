@@ -148,7 +148,7 @@ class DigitalDevice(IdealDevice):
         rng = self._rounding_rng()
         if exponent_change:  # re-grid at the new exponent: coarse the nearest, fine the rest
             total = coarse + fine
-            coarse[...] = to_grid(total, step, -top * step, (top - 1) * step)
+            coarse[...] = self._weight_grid(total, key, None)
             fine[...] = to_grid(total - coarse, fine_step, -top * fine_step, (top - 1) * fine_step)
         self.since_carry[key] += 1
         moved = 0
