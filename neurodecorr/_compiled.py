@@ -464,3 +464,109 @@ def _nb_count_nonzero(x):
     for i in range(x.size):
         n += x[i] != 0
     return n
+
+
+@_jit
+def _nb_leaky_rows(h, b, noise, with_noise, slope, sent):
+    # h (n, C) += b (+ noise), in place; sent = f(h) = max(h, slope·h); returns f's nonzeros
+    n, C = h.shape
+    nonzero = 0
+    for i in range(n):
+        for c in range(C):
+            v = h[i, c] + b[c]
+            if with_noise:
+                v += noise[i, c]
+            h[i, c] = v
+            f = v * slope
+            f = v if v > f else f
+            sent[i, c] = f
+            nonzero += f != 0
+    return nonzero
+
+
+@_jit
+def _nb_leaky_pool(h, bias_row, noise, with_noise, slope, sent, index, s, scale, is_max, f_row):
+    # h (B, H, W, C) += b (+ noise), in place, one image row at a time (bias_row: b tiled W
+    # times), f = max(h, slope·h) into the scratch f_row; then f_row pooled over s×s windows
+    # into sent (B, H//s, W//s, C): the mean (times scale), or the maximum with its offset in
+    # index. Each window's offsets k = dy·s + dx arrive in order, so the sums and first maxima
+    # come out as `_nb_avg_pool` and `_nb_max_pool` give them; rows and columns beyond the last
+    # whole window are not pooled. Returns how many f(h) are nonzero.
+    B, H, W, C = h.shape
+    Ho, Wo = sent.shape[1], sent.shape[2]
+    hf, nf = h.reshape(-1), noise.reshape(-1)
+    wc, uc, last, nonzero = _U(W * C), _U(C), s * s - 1, 0
+    for i in range(B):
+        for y in range(H):
+            at = _U((i * H + y) * W * C)
+            for j in range(wc):
+                v = hf[at + j] + bias_row[j]
+                if with_noise:
+                    v += nf[at + j]
+                hf[at + j] = v
+                f = v * slope
+                f = v if v > f else f
+                f_row[j] = f
+                nonzero += f != 0
+            py, dy = y // s, y % s
+            if py >= Ho:
+                continue
+            for px in range(Wo):
+                for dx in range(s):
+                    k, src = dy * s + dx, _U((px * s + dx) * C)
+                    if k == 0:
+                        for c in range(uc):
+                            sent[i, py, px, c] = f_row[src + c]
+                        if is_max:
+                            for c in range(uc):
+                                index[i, py, px, c] = 0
+                    elif not is_max:
+                        for c in range(uc):
+                            sent[i, py, px, c] += f_row[src + c]
+                    else:
+                        for c in range(uc):
+                            v = f_row[src + c]
+                            if v > sent[i, py, px, c] or v != v:
+                                sent[i, py, px, c] = v
+                                index[i, py, px, c] = k
+                    if k == last:
+                        for c in range(uc):
+                            if not is_max:
+                                sent[i, py, px, c] *= scale
+                            elif sent[i, py, px, c] != sent[i, py, px, c]:  # a NaN wins its window
+                                index[i, py, px, c] = last  # at the last offset, as numpy gives
+    return nonzero
+
+
+@_jit
+def _nb_pool_back_leaky(g, index, h, out, s, scale, is_max, slope, g_row):
+    # `_nb_pool_back` and then `_nb_leaky_back` in one pass, an image row at a time: the
+    # gradient g (B, H'', W'', C) on the pooled image routed back onto the row (into the
+    # scratch g_row; avg spreads it times scale, max routes it to the maximum, 0 where no window
+    # covers), then out (B, H', W', C) = g_row ⊙ f'(h) of the leaky ReLU
+    B, H, W, C = out.shape
+    Ho, Wo = g.shape[1], g.shape[2]
+    hf, of = h.reshape(-1), out.reshape(-1)
+    wc, uc = _U(W * C), _U(C)
+    for i in range(B):
+        for y in range(H):
+            py, dy = y // s, y % s
+            if py >= Ho:
+                for j in range(wc):
+                    g_row[j] = 0
+            else:
+                for px in range(Wo):
+                    for dx in range(s):
+                        k, dst = dy * s + dx, _U((px * s + dx) * C)
+                        if is_max:
+                            for c in range(uc):
+                                g_row[dst + c] = g[i, py, px, c] if index[i, py, px, c] == k else np.float32(0)
+                        else:
+                            for c in range(uc):
+                                g_row[dst + c] = g[i, py, px, c] * scale
+                for j in range(_U(Wo * s * C), wc):
+                    g_row[j] = 0
+            at = _U((i * H + y) * W * C)
+            for j in range(wc):
+                z = hf[at + j]
+                of[at + j] = g_row[j] * (np.float32(1) if z > 0 else (slope if z <= 0 else z))

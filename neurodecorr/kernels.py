@@ -561,6 +561,62 @@ def pool_back(g: np.ndarray, index: np.ndarray | None, shape: tuple[int, int, in
     return out
 
 
+def pool_back_leaky(g: np.ndarray, index: np.ndarray | None, h: np.ndarray, s: int, slope) -> np.ndarray:
+    """`pool_back` of g onto the image of h (B, H', W', C), times the leaky ReLU's f'(h): a
+    pooled conv layer's modulator from the gradient on what it sent, in one pass (a new array
+    of h's shape)."""
+    slope = DTYPE(slope)
+    if _fused(g, h) and h.ndim == 4:
+        out = np.empty_like(h)
+        is_max = index is not None
+        _nb()._nb_pool_back_leaky(g, index if is_max else _NO_INDEX, h, out, s, DTYPE(1.0 / (s * s)), is_max,
+                                  slope, np.empty(h.shape[2] * h.shape[3], dtype=DTYPE))
+        return out
+    return times_leaky_derivative_(h, pool_back(g, index, h.shape[1:], s), slope)
+
+
+def leaky_layer_(h: np.ndarray, b: np.ndarray, slope, noise: np.ndarray | None = None,
+                 image: tuple[int, int, int, int] | None = None, pool: str | None = None,
+                 s: int = 2) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """A layer's neurons in one pass, where states and activations are exact float32: h (rows,
+    n) += b (+ noise, NP's perturbation), in place; then f(h) = max(h, slope·h), sent on as rows
+    (pool None), or pooled ('avg', 'max') over s×s windows of h seen as the output image
+    `image` (B, H', W', C). Returns (sent, the max pooling's offsets or None, the number of
+    nonzero entries of f(h): the messages its neurons send). The values are those of
+    `add_rows_`, `leaky_relu`, `avg_pool` / `max_pool` and `count_nonzero` in turn."""
+    slope = DTYPE(slope)
+    B, H, W, C = image if pool is not None else (len(h), 1, 1, h.shape[-1])  # rows: no windows
+    if _fused(h, b) and (noise is None or _fused(noise)) and h.size == B * H * W * C:
+        if pool is None:
+            rows = h.reshape(-1, C)
+            sent = np.empty_like(h)
+            messages = _nb()._nb_leaky_rows(rows, b, _NO_NOISE[0, 0] if noise is None else noise.reshape(rows.shape),
+                                            noise is not None, slope, sent.reshape(rows.shape))
+            return sent, None, int(messages)
+        shape = (B, H // s, W // s, C)
+        sent = np.empty(shape, dtype=DTYPE)
+        index = np.empty(shape, dtype=np.int8) if pool == "max" else _NO_INDEX
+        messages = _nb()._nb_leaky_pool(h.reshape(image), np.tile(b, W),
+                                        _NO_NOISE if noise is None else noise.reshape(image), noise is not None,
+                                        slope, sent, index, s, DTYPE(1.0 / (s * s)), pool == "max",
+                                        np.empty(W * C, dtype=DTYPE))
+        return sent, index if pool == "max" else None, int(messages)
+    add_rows_(h, b)
+    if noise is not None:
+        h += noise
+    out = leaky_relu(h, slope)
+    messages = count_nonzero(out)
+    if pool is None:
+        return out, None, messages
+    if pool == "avg":
+        return avg_pool(out.reshape(image), s), None, messages
+    return (*max_pool(out.reshape(image), s), messages)
+
+
+_NO_NOISE = np.zeros((1, 1, 1, 1), dtype=DTYPE)
+_NO_INDEX = np.zeros((1, 1, 1, 1), dtype=np.int8)
+
+
 # ------------------------------------------------------------------ rows and columns
 def add_rows_(h: np.ndarray, b: np.ndarray) -> np.ndarray:
     """h (n, m) += b (m,) on every row, in place; returns h."""

@@ -9,6 +9,7 @@ import pytest
 
 from neurodecorr import TrainConfig, keys, train
 from neurodecorr.devices import make_device
+from neurodecorr.devices.ideal import IdealDevice
 from neurodecorr.devices.loader import load_profile, profile_names
 from neurodecorr.energy import Counts
 from neurodecorr.engine.learner import make_learner
@@ -122,6 +123,44 @@ def test_bp_on_conv_layers_is_the_gradient(rng):
             layer.W[a, b] = old
             np.testing.assert_allclose(grad[a, b], (up - down) / (2 * eps), rtol=2e-2, atol=2e-5,
                                        err_msg=f"layer {i} W[{a},{b}]")
+
+
+class _OneByOne(IdealDevice):
+    """The ideal device with states that are not known to be exact: the forward pass then forms
+    bias, noise, f, pooling and messages one numpy-shaped step at a time."""
+
+    def state(self, h):
+        return h
+
+
+@pytest.mark.parametrize("pool", ["avg", "max"])
+def test_fused_neurons_compute_what_the_step_by_step_path_does(pool, rng):
+    """On an exact device a layer's neurons run as one kernel each way (`kernels.leaky_layer_`,
+    `kernels.pool_back_leaky`): traces, BP's and NP's modulators and the energy counts are the
+    same bits as the unfused path's; a conv layer without pooling and a cropping pool included."""
+    spec = spec_from_dict({"hidden": [{"conv": 4, "kernel": 3, "padding": 1}, {"pool": pool, "size": 2},
+                                      {"conv": 6, "kernel": 3}, {"conv": 5, "kernel": 1}, {"pool": pool, "size": 2},
+                                      {"width": 7}]})
+    x = rng.standard_normal((5, 2 * 9 * 9)).astype(F32)
+    labels = np.array([0, 1, 2, 1, 0])
+    runs = []
+    for device in (IdealDevice(counter=Counts()), _OneByOne(counter=Counts())):
+        assert device.exact_neurons is (type(device) is IdealDevice)
+        net = build_network(spec, (2, 9, 9), 3, True, np.random.default_rng(1))
+        assert [l.shape.activation for l in net.layers[:-1]] == ["leaky_relu"] * 4  # the fused kind
+        net.install(device)
+        traces = forward(net, x, track_mean=True)
+        mods = BP().modulators(net, traces, labels, {}, rng)
+        noise = [np.random.default_rng(2).standard_normal(t.h.shape).astype(F32) for t in traces]
+        noisy = forward(net, x, noise=noise, means=[t.mean for t in traces])
+        runs.append((traces, mods, noisy, device.counter.table))
+    (t1, m1, n1, c1), (t2, m2, n2, c2) = runs
+    for a, b in zip(t1 + n1, t2 + n2):
+        for name in ("h", "sent", "pool_index", "x"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    for a, b in zip(m1, m2):
+        np.testing.assert_array_equal(a, b)
+    assert c1 == c2 and sum(v for k, v in c1.items() if k[2] == "messages") > 0
 
 
 def test_folding_a_decorrelated_conv_net_changes_nothing(rng):

@@ -277,6 +277,48 @@ def test_pooling_matches_numpy_bit_for_bit(numpy_only, shape, s):
     assert not cropped[:, shape[1] // s * s:].any() and not cropped[:, :, shape[2] // s * s:].any()
 
 
+@pytest.mark.parametrize("shape, s", [((3, 8, 8, 5), 2), ((2, 7, 9, 3), 2), ((2, 9, 7, 4), 3), ((2, 28, 28, 16), 2)])
+def test_fused_layer_neurons_match_the_kernels_one_by_one(numpy_only, shape, s):
+    """A layer's bias, NP's noise, leaky ReLU, pooling and message count in one pass give the
+    bits, offsets and count of `add_rows_`, +=, `leaky_relu`, `avg_pool`/`max_pool` and
+    `count_nonzero` in numpy; NaNs, ties (h = −b: f = 0) and cropped windows included."""
+    rng = np.random.default_rng(8)
+    C = shape[-1]
+    b = rng.standard_normal(C).astype(F32)
+    h = rng.standard_normal(shape).astype(F32)
+    h.reshape(-1, C)[::7] = -b  # zero outputs, so that ties and the message count matter
+    h[0, 0, 0, 0] = h[-1, 1, 1, 0] = h[-1, -1, -1, -1] = np.nan
+    noise = (1e-3 * rng.standard_normal(shape)).astype(F32)
+    for pool in (None, "avg", "max"):
+        for xi in (None, noise):
+            rows = lambda: h.reshape(-1, C).copy()  # noqa: E731
+            args = (F32(0.01), None if xi is None else xi.reshape(-1, C), shape, pool, s)
+            h1, h2 = rows(), rows()
+            sent, index, messages = kernels.leaky_layer_(h1, b, *args)
+            ref_sent, ref_index, ref_messages = numpy_only(kernels.leaky_layer_, h2, b, *args)
+            np.testing.assert_array_equal(h1, h2)  # h itself, in place
+            np.testing.assert_array_equal(sent, ref_sent)
+            np.testing.assert_array_equal(index, ref_index)
+            assert messages == ref_messages == np.count_nonzero(kernels._np_leaky(h2, F32(0.01)))
+            assert sent.shape == ((len(h1), C) if pool is None else (shape[0], shape[1] // s, shape[2] // s, C))
+
+
+@pytest.mark.parametrize("shape, s", [((3, 8, 8, 5), 2), ((2, 7, 9, 3), 2), ((2, 28, 28, 16), 2)])
+def test_pool_back_times_fprime_matches_the_kernels_one_by_one(numpy_only, shape, s):
+    rng = np.random.default_rng(9)
+    h = rng.standard_normal(shape).astype(F32)
+    h[0, 0, 0, 0] = h[-1, 1, 0, 1] = np.nan  # f'(NaN) is NaN, also where no gradient arrives
+    h[0, -1, -1, 0] = 0
+    _, index = kernels.max_pool(h, s)
+    g = rng.standard_normal(index.shape).astype(F32)
+    for idx in (None, index):
+        fused = kernels.pool_back_leaky(g, idx, h, s, 0.01)
+        ref = numpy_only(kernels.pool_back_leaky, g, idx, h, s, 0.01)
+        np.testing.assert_array_equal(fused, ref)
+        one_by_one = kernels.times_leaky_derivative_(h, kernels.pool_back(g, idx, shape[1:], s), 0.01)
+        np.testing.assert_array_equal(fused, one_by_one)
+
+
 def test_rows_and_columns_match_numpy(numpy_only):
     rng = np.random.default_rng(6)
     e = rng.standard_normal((1001, 7)).astype(F32)

@@ -50,8 +50,9 @@ class Counter(Protocol):
         """Other work of a crossbar chip's digital periphery: `ops` multiply-adds, `bytes` of
         its memory moved (accumulators, buffers, weights kept digitally)."""
 
-    def neurons(self, key: ArrayKey, h: np.ndarray, out: np.ndarray) -> None:
-        """Neuron updates for every state in h, messages for every nonzero of out."""
+    def neurons(self, key: ArrayKey, h: np.ndarray, out) -> None:
+        """Neuron updates for every state in h, messages for every nonzero of out (an array,
+        or the count of its nonzero entries)."""
 
     def update(self, key: ArrayKey, modulator: np.ndarray, pre: np.ndarray) -> None:
         """Forming an update e·preᵀ (B·n_out·n_in multiply-accumulates)."""

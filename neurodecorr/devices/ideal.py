@@ -60,6 +60,13 @@ class IdealDevice:
         with `written`."""
         return type(self).write is IdealDevice.write
 
+    @property
+    def exact_neurons(self) -> bool:
+        """Whether `state` and `activation` are the identity (this class's own): the forward
+        pass may then form a layer's bias, nonlinearity, pooling and message count in one pass
+        (`kernels.leaky_layer_`)."""
+        return type(self).state is IdealDevice.state and type(self).activation is IdealDevice.activation
+
     def written(self, array: np.ndarray, delta: np.ndarray, key: ArrayKey) -> None:
         """Count the change delta, subtracted from array (by `write`, or fused with the step)."""
         self.counter.writes(key, delta, array.size)

@@ -103,10 +103,11 @@ class Counts:
         self.add(key.stage, "periphery_ops", ops)
         self.add(key.stage, "periphery_bytes", bytes)
 
-    def neurons(self, key: ArrayKey, h: np.ndarray, out: np.ndarray) -> None:
-        """Neuron updates for every state in h, messages for every nonzero output."""
+    def neurons(self, key: ArrayKey, h: np.ndarray, out) -> None:
+        """Neuron updates for every state in h, messages for every nonzero output (out: the
+        outputs, or their nonzero count where the pass that formed them counted it)."""
         self.add(key.stage, "neuron_updates", h.size)
-        self.add(key.stage, "messages", nonzero(out))
+        self.add(key.stage, "messages", out if isinstance(out, int) else nonzero(out))
 
     def update(self, key: ArrayKey, modulator: np.ndarray, pre: np.ndarray) -> None:
         """Forming an update e·preᵀ: B·n_out·n_in multiply-accumulates where a processor does it."""

@@ -33,7 +33,7 @@ import numpy as np
 from neurodecorr import kernels, keys
 from neurodecorr.devices import Device, IdealDevice
 from neurodecorr.keys import ArrayKey, Role
-from neurodecorr.nets.activations import ACTIVATIONS
+from neurodecorr.nets.activations import ACTIVATIONS, LEAKY_SLOPE
 from neurodecorr.nets.conv import to_image
 from neurodecorr.nets.losses import LOSSES
 from neurodecorr.nets.spec import LayerShape, NetSpec
@@ -122,19 +122,18 @@ def build_network(spec: NetSpec, n_in: int | tuple[int, int, int], n_classes: in
 @dataclass
 class LayerTrace:
     """What one layer computed for a batch of `batch` samples, as rows (B, or B·P for a conv
-    layer): inputs a, centred a − mean, x̃, h, f(h); the mean it centred with (μ, or the batch's
+    layer): inputs a, centred a − mean, x̃, h; the mean it centred with (μ, or the batch's
     own); the layer's input as it arrived (`input`: the batch or image it patched, else a) and
-    its output as it leaves (`pooled`: the pooled image of a conv layer, else out) with what the
-    pooling's backward pass needs (`pool_index`)."""
+    what it sent on (`sent`: f(h) as rows, or a conv layer's pooled image of f(h)) with what
+    the pooling's backward pass needs (`pool_index`)."""
 
     a: np.ndarray
     centred: np.ndarray | None
     x: np.ndarray
     h: np.ndarray
-    out: np.ndarray
     mean: np.ndarray | None = None
     input: np.ndarray | None = None
-    pooled: np.ndarray | None = None
+    sent: np.ndarray | None = None
     pool_index: np.ndarray | None = None
 
     @property
@@ -158,6 +157,7 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
     perturbation's noisy pass reads the batch its clean pass patched: the same patch matrix).
     """
     dev = net.device if device is None else device
+    fused = getattr(dev, "exact_neurons", False)
     traces = []
     a_in = dev.activation(x)
     first = net.layers[0].shape.conv
@@ -182,20 +182,32 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
             dev.counter.neurons(keys.R(i), xt, xt)
         else:
             centred, xt = None, a
-        h = kernels.add_rows_(dev.mvm(xt, layer.W, keys.W(i)), layer.b)
-        if noise is not None:
-            h += noise[i]
-        h = dev.state(h)
-        out = dev.activation(ACTIVATIONS[layer.shape.activation].function(h))
-        dev.counter.neurons(keys.W(i), h, out)
-        pooled, index = out, None
-        if geometry is not None:
-            pooled, index = geometry.pool_forward(out.reshape(len(a_in), *geometry.output_shape))
-            if geometry.pool == "avg":
-                pooled = dev.activation(pooled)  # the window mean is a new value sent on
-        traces.append(LayerTrace(a, centred, xt, h, out, mean if layer.R is not None else None,
-                                 a_in, pooled, index))
-        a_in = pooled
+        h = dev.mvm(xt, layer.W, keys.W(i))
+        pool = None if geometry is None else geometry.pool
+        if fused and layer.shape.activation == "leaky_relu":
+            # exact neurons: bias, (noise,) f, pooling and the message count in one pass
+            image = None if geometry is None else (len(a_in), *geometry.output_shape)
+            sent, index, messages = kernels.leaky_layer_(
+                h, layer.b, LEAKY_SLOPE, None if noise is None else noise[i], image, pool,
+                geometry.pool_size if pool else 2)
+            if geometry is not None and pool is None:
+                sent = sent.reshape(image)
+            dev.counter.neurons(keys.W(i), h, messages)
+        else:
+            kernels.add_rows_(h, layer.b)
+            if noise is not None:
+                h += noise[i]
+            h = dev.state(h)
+            out = dev.activation(ACTIVATIONS[layer.shape.activation].function(h))
+            dev.counter.neurons(keys.W(i), h, out)
+            sent, index = out, None
+            if geometry is not None:
+                sent, index = geometry.pool_forward(out.reshape(len(a_in), *geometry.output_shape))
+                if pool == "avg":
+                    sent = dev.activation(sent)  # the window mean is a new value sent on
+        traces.append(LayerTrace(a, centred, xt, h, mean if layer.R is not None else None,
+                                 a_in, sent, index))
+        a_in = sent
     return traces
 
 

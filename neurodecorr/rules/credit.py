@@ -35,7 +35,7 @@ import numpy as np
 
 from neurodecorr import kernels, keys
 from neurodecorr.keys import ArrayKey
-from neurodecorr.nets.activations import ACTIVATIONS
+from neurodecorr.nets.activations import ACTIVATIONS, LEAKY_SLOPE
 from neurodecorr.nets.network import LayerTrace, Network, forward
 from neurodecorr.numerics import DTYPE
 
@@ -78,19 +78,18 @@ def propagate_back(net: Network, traces: list[LayerTrace], e_out: np.ndarray,
         R = net.layers[l + 1].R
         if R is not None:
             signal = dev.mvm_t(signal, R, keys.R(l + 1))
-        signal = to_lower_outputs(net, traces, l, signal, centred=R is not None and batch_centred)
-        mods[l] = dev.signal(_times_fprime(net, traces, l, signal))
+        mods[l] = dev.signal(lower_modulator(net, traces, l, signal, centred=R is not None and batch_centred))
         dev.counter.neurons(keys.W(l), mods[l], mods[l])
     return mods
 
 
-def to_lower_outputs(net: Network, traces: list[LayerTrace], l: int, signal: np.ndarray,
-                     centred: bool = False) -> np.ndarray:
+def lower_modulator(net: Network, traces: list[LayerTrace], l: int, signal: np.ndarray,
+                    centred: bool = False) -> np.ndarray:
     """A signal on the input rows of layer l + 1 → on the output rows of layer l: summed back
-    onto the image it was patched from (conv above), through layer l's pooling (conv below).
-    `centred`: layer l + 1 centred its input with the batch mean, whose derivative removes the
-    mean of the signal from every input (per channel for a conv layer, where each channel's
-    mean was taken over the batch and positions)."""
+    onto the image it was patched from (conv above), through layer l's pooling (conv below),
+    times f'(h_l). `centred`: layer l + 1 centred its input with the batch mean, whose
+    derivative removes the mean of the signal from every input (per channel for a conv layer,
+    where each channel's mean was taken over the batch and positions)."""
     upper, lower = net.layers[l + 1].shape.conv, net.layers[l].shape.conv
     batch = traces[l + 1].batch
     if upper is None:
@@ -101,9 +100,14 @@ def to_lower_outputs(net: Network, traces: list[LayerTrace], l: int, signal: np.
             per_channel = signal.reshape(-1, upper.in_channels).sum(axis=0, dtype=DTYPE)
             g = g - per_channel / DTYPE(batch * upper.in_height * upper.in_width)
     if lower is None:
-        return g
-    g = lower.pool_backward(g.reshape(batch, *lower.pooled_shape), traces[l].pool_index)
-    return np.ascontiguousarray(g).reshape(-1, lower.out_channels)
+        return _times_fprime(net, traces, l, g)
+    g = g.reshape(batch, *lower.pooled_shape)
+    if lower.pool is not None and net.layers[l].shape.activation == "leaky_relu":  # one pass
+        h = traces[l].h.reshape(batch, *lower.output_shape)
+        return kernels.pool_back_leaky(g, traces[l].pool_index, h, lower.pool_size,
+                                       LEAKY_SLOPE).reshape(-1, lower.out_channels)
+    g = lower.pool_backward(g, traces[l].pool_index)
+    return _times_fprime(net, traces, l, np.ascontiguousarray(g).reshape(-1, lower.out_channels))
 
 
 @dataclass(frozen=True)
