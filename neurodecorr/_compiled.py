@@ -88,9 +88,9 @@ def _nb_normal_at(key, key2, i, k, w, f):
 
 
 @_jit
-def _nb_normals(key, key2, out, k, w, f):
+def _nb_normals(key, key2, out, k, w, f, scale):
     for i in range(out.size):
-        out[i] = _nb_normal_at(key, key2, i, k, w, f)
+        out[i] = _nb_normal_at(key, key2, i, k, w, f) * scale
 
 
 @_jit

@@ -250,17 +250,19 @@ def uniforms(n: int, key: np.uint64) -> np.ndarray:
     return _np_uniforms(n, key)
 
 
-def normals(shape, rng: np.random.Generator) -> np.ndarray:
-    """Standard normal float32 draws of `shape`: the ziggurat of Marsaglia & Tsang (2000) on the
-    counter-based uniforms of one key drawn from `rng` (one draw of it; element i's value depends
-    on the key and i alone). About four times faster than numpy's own generator here; the
-    numpy fallback gives the same values (its rare path in Python)."""
+def normals(shape, rng: np.random.Generator, scale=1.0) -> np.ndarray:
+    """Standard normal float32 draws of `shape`, times `scale` (in float32, in the same pass):
+    the ziggurat of Marsaglia & Tsang (2000) on the counter-based uniforms of one key drawn from
+    `rng` (one draw of it; element i's value depends on the key and i alone). About four times
+    faster than numpy's own generator here; the numpy fallback gives the same values (its rare
+    path in Python)."""
     key = draw_key(rng)
     n = int(np.prod(shape))
+    scale = DTYPE(scale)
     if not _HAVE_NUMBA:
-        return _np_normals(n, key).reshape(shape)
+        return (_np_normals(n, key) * scale).reshape(shape)
     out = np.empty(shape, dtype=DTYPE)
-    _nb()._nb_normals(key, _second_key(key), out.reshape(-1), _ZIG_K, _ZIG_W, _ZIG_F)
+    _nb()._nb_normals(key, _second_key(key), out.reshape(-1), _ZIG_K, _ZIG_W, _ZIG_F, scale)
     return out
 
 
@@ -590,7 +592,7 @@ def leaky_layer_(h: np.ndarray, b: np.ndarray, slope, noise: np.ndarray | None =
         if pool is None:
             rows = h.reshape(-1, C)
             sent = np.empty_like(h)
-            messages = _nb()._nb_leaky_rows(rows, b, _NO_NOISE[0, 0] if noise is None else noise.reshape(rows.shape),
+            messages = _nb()._nb_leaky_rows(rows, b, _NO_NOISE_ROWS if noise is None else noise.reshape(rows.shape),
                                             noise is not None, slope, sent.reshape(rows.shape))
             return sent, None, int(messages)
         shape = (B, H // s, W // s, C)
@@ -613,8 +615,8 @@ def leaky_layer_(h: np.ndarray, b: np.ndarray, slope, noise: np.ndarray | None =
     return (*max_pool(out.reshape(image), s), messages)
 
 
-_NO_NOISE = np.zeros((1, 1, 1, 1), dtype=DTYPE)
-_NO_INDEX = np.zeros((1, 1, 1, 1), dtype=np.int8)
+_NO_NOISE, _NO_NOISE_ROWS = np.zeros((1, 1, 1, 1), dtype=DTYPE), np.zeros((1, 1), dtype=DTYPE)  # unread
+_NO_INDEX = np.zeros((1, 1, 1, 1), dtype=np.int8)  # avg pooling keeps no offsets
 
 
 # ------------------------------------------------------------------ rows and columns

@@ -167,6 +167,8 @@ def test_normals_are_standard_normal_and_match_the_fallback():
     fallback = kernels._np_normals(x.size, kernels.draw_key(np.random.default_rng(3)))
     assert np.array_equal(z.ravel(), fallback)
     assert np.array_equal(z, kernels.normals((400, 500), np.random.default_rng(3)))
+    scaled = kernels.normals((400, 500), np.random.default_rng(3), 1e-3)  # NP's σ ξ, in the same pass
+    assert np.array_equal(scaled, z * F32(1e-3))
 
 
 @pytest.mark.parametrize("per_entry", [False, True])

@@ -203,7 +203,7 @@ class NP:
     def modulators(self, net, traces, labels, state, rng):
         x = traces[0].input  # the batch as the first layer read it (its image, for a conv net)
         noise = [net.device.signal(
-                     kernels.normals((len(trace.h), layer.shape.n_out), rng) * DTYPE(self.sigma))
+                     kernels.normals((len(trace.h), layer.shape.n_out), rng, self.sigma))
                  for layer, trace in zip(net.layers, traces)]
         noisy = forward(net, x, noise=noise, means=[t.mean for t in traces], first_rows=traces[0].a)
         per_sample, dtype = net.loss.per_sample, np.dtype(self.loss_precision)
