@@ -189,7 +189,8 @@ def _cmd_evaluate(args) -> int:
             raise RunError(f"--inference-time: expected seconds separated by commas, found "
                            f"{args.inference_time!r}") from None
     evaluate(args.run, args.profile, times, samples=args.samples,
-             keep_decorrelation=args.keep_decorrelation, seed=args.seed)
+             keep_decorrelation=args.keep_decorrelation, seed=args.seed,
+             decorrelation_rank=args.decorrelation_rank)
     return 0
 
 
@@ -324,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--samples", type=int, help="test samples [all]")
     ev.add_argument("--keep-decorrelation", action="store_true",
                     help="program R as arrays of its own instead of folding it into the weights")
+    ev.add_argument("--decorrelation-rank", type=int, default=0, metavar="K",
+                    help="fold R but for the K input directions it suppresses most, kept with the "
+                         "centring where the profile keeps R (analogue arrays: programming noise "
+                         "breaks the folded weights' cancellation of those directions) [0: fold all]")
     ev.add_argument("--seed", type=int, default=0, help="programming and read noise [%(default)s]")
     exp = sub.add_parser("export", help="write the deployed network in another format (NIR)")
     exp.add_argument("run", help="a run directory written by `neurodecorr train`")

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from neurodecorr.engine.evaluate import evaluate
@@ -70,3 +71,103 @@ def test_a_run_is_evaluated_on_the_inputs_it_was_trained_on(tmp_path, digits):
         # the same network on the same inputs: equal up to BLAS rounding on a sample or two
         assert report["rate_accuracy_ideal"] == pytest.approx(final, abs=0.006)
         assert report["results"][0]["accuracy"] == pytest.approx(final, abs=0.006)
+
+
+def _decorrelated_net(conv: bool, rng):
+    """A small network whose R are trained-like: a gain of ~4 that nearly nulls a few shared
+    input directions (the shape the seed rule learns), and a nonzero running mean."""
+    from neurodecorr.nets.network import build_network
+    from neurodecorr.nets.spec import load_spec
+    from neurodecorr.numerics import DTYPE
+
+    spec = load_spec("small-conv" if conv else "small-mlp")
+    net = build_network(spec, (1, 8, 8) if conv else 64, 10, True, rng)
+    for layer in net.layers:
+        n = len(layer.R)
+        Q = np.linalg.qr(rng.standard_normal((n, n)))[0]
+        s = 4 + rng.uniform(-0.5, 0.5, n)
+        s[: max(1, n // 8)] = rng.uniform(0.05, 0.4, max(1, n // 8))
+        layer.R[...] = ((Q * s) @ Q.T + 0.05 * rng.standard_normal((n, n))).astype(DTYPE)
+        layer.mu[...] = rng.uniform(0, 1, layer.mu.shape).astype(DTYPE)
+    return net
+
+
+@pytest.mark.parametrize("conv", [False, True])
+def test_low_rank_fold_computes_the_trained_network(conv, rng):
+    from neurodecorr.nets.fold import folded_network, low_rank_split
+    from neurodecorr.nets.network import predict
+
+    net = _decorrelated_net(conv, rng)
+    x = rng.uniform(0, 1, (40, 64)).astype(np.float32)
+    reference = predict(net, x, fold=False)
+    for rank in (1, 3, 100):
+        deployed = folded_network(net, rank=rank)
+        for layer, trained in zip(deployed.layers, net.layers):
+            kept = min(rank, trained.shape.n_in // 2)
+            assert layer.R.shape == (kept, trained.shape.n_in) and layer.shape.decorrelation_rank == kept
+            np.testing.assert_array_equal(layer.mu, trained.mu)  # the centring stays in the periphery
+        # the same function: W' (c − c Ṽ Ṽᵀ) + b = W R c + b, up to float32 rounding
+        out = predict(deployed, x, fold=False)
+        np.testing.assert_allclose(out, reference, atol=2e-4 * np.abs(reference).max())
+    # what the array is left with: R P⁻¹ keeps R's singular values but for the k smallest, which
+    # are raised to the median (nothing left for the weights to cancel)
+    R = net.layers[-1].R
+    s = np.linalg.svd(R.astype(np.float64), compute_uv=False)
+    Vt, R_unshrunk = low_rank_split(R, 3)
+    left = np.linalg.svd(R_unshrunk, compute_uv=False)
+    np.testing.assert_allclose(np.sort(left), np.sort(np.r_[s[:-3], [np.median(s)] * 3]), rtol=1e-9)
+    np.testing.assert_allclose(Vt @ Vt.T, np.diag(1 - s[-3:] / np.median(s)), atol=1e-9)
+
+
+def test_low_rank_fold_is_paid_for_in_the_periphery(deploy_run):
+    folded = evaluate(deploy_run, "analog-pcm-periphery", log=lambda s: None)
+    kept = evaluate(deploy_run, "analog-pcm-periphery", keep_decorrelation=True, log=lambda s: None)
+    ranked = evaluate(deploy_run, "analog-pcm-periphery", decorrelation_rank=4, log=lambda s: None)
+    assert ranked["decorrelation"] == "rank 4 kept, the rest folded"
+    energy = [r["results"][0]["inference_per_sample_j"] for r in (folded, ranked, kept)]
+    assert energy[0] < energy[1] < energy[2]
+    assert ranked["results"][0]["accuracy"] > folded["results"][0]["accuracy"] - 0.1
+    # the stage's count: two reads of Ṽᵀ (4 × n_in) per sample, in the periphery
+    from neurodecorr.devices import make_device
+    from neurodecorr.devices.loader import load_profile
+    from neurodecorr.energy import Counts
+    from neurodecorr.engine.saved import load_run
+    from neurodecorr.nets.fold import folded_network
+    from neurodecorr.nets.network import predict
+
+    _, learner, data = load_run(deploy_run)
+    net = folded_network(learner.net, rank=4)
+    counts = Counts()
+    net.install(make_device(load_profile("analog-pcm-periphery"), np.random.default_rng(0), counts))
+    predict(net, data.x_test[:50], fold=False)
+    for i, layer in enumerate(net.layers):
+        # every decorrelation stage of the run: Ṽᵀ read forward and transposed, dense inputs
+        # counted where they are nonzero (at most 2 · 4 · n_in per sample)
+        done = counts.total(kind="periphery_synops", stage=f"{i}R")
+        assert 0 < done <= 50 * 2 * 4 * layer.shape.n_in
+
+
+def test_bad_decorrelation_rank_is_one_line(deploy_run, tmp_path):
+    from neurodecorr import TrainConfig, train
+    from neurodecorr.data import load_dataset
+
+    with pytest.raises(RunError, match="positive"):
+        evaluate(deploy_run, "analog-pcm-periphery", decorrelation_rank=-1, log=lambda s: None)
+    with pytest.raises(RunError, match="choose one"):
+        evaluate(deploy_run, "analog-pcm-periphery", decorrelation_rank=2, keep_decorrelation=True,
+                 log=lambda s: None)
+    with pytest.raises(RunError, match="R − I"):
+        evaluate(deploy_run, "loihi2-residual", decorrelation_rank=2, log=lambda s: None)
+    with pytest.raises(RunError, match="analog-pcm-periphery"):  # R on an analogue array
+        evaluate(deploy_run, "analog-pcm", decorrelation_rank=2, log=lambda s: None)
+    assert evaluate(deploy_run, "loihi2", decorrelation_rank=2, log=lambda s: None)["results"][0]["accuracy"] > 0.8
+    plain = tmp_path / "plain"
+    train(TrainConfig(dataset="digits", rule="bp", decor="none", epochs=1), plain, data=load_dataset("digits"),
+          progress=False, log=lambda _: None)
+    with pytest.raises(RunError, match="no decorrelation"):
+        evaluate(plain, "ideal", decorrelation_rank=2, log=lambda s: None)
+    done = subprocess.run([sys.executable, "-m", "neurodecorr", "evaluate", str(deploy_run), "--profile",
+                           "ideal", "--decorrelation-rank", "2", "--samples", "50"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    written = json.loads((deploy_run / "evaluate-ideal.json").read_text())
+    assert written["decorrelation"] == "rank 2 kept, the rest folded"

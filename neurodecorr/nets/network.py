@@ -178,7 +178,11 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
                 if net.centre == "batch":
                     mean = batch_mean
             centred = dev.activation(kernels.minus_rows(a, mean if geometry is None else geometry.patch_mean(mean)))
-            xt = dev.activation(dev.mvm(centred, layer.R, keys.R(i)))
+            if layer.shape.decorrelation_rank:  # deployed low-rank form: x̃ = c − (c Ṽ) Ṽᵀ
+                xt = centred - dev.mvm_t(dev.mvm(centred, layer.R, keys.R(i)), layer.R, keys.R(i))
+                xt = dev.activation(xt)
+            else:
+                xt = dev.activation(dev.mvm(centred, layer.R, keys.R(i)))
             dev.counter.neurons(keys.R(i), xt, xt)
         else:
             centred, xt = None, a

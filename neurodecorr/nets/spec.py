@@ -76,6 +76,9 @@ class LayerShape:
     activation: str
     decorrelated: bool
     conv: ConvGeometry | None = None
+    # a deployed network's low-rank decorrelation stage (`nets.fold`): R holds Ṽᵀ (rank, n_in)
+    # and x̃ = c − (c Ṽ) Ṽᵀ; 0: R is the full (n_in, n_in) matrix
+    decorrelation_rank: int = 0
 
     @property
     def rows(self) -> int:
