@@ -124,6 +124,36 @@ def test_pcm_read_noise_has_the_stated_variance(rng):
     np.testing.assert_allclose(y.mean(axis=0), x[0] @ W.T, atol=5 * expected_sd.max() / np.sqrt(20000))
 
 
+@pytest.mark.parametrize("decorrelation", ["array", "residual"])
+@pytest.mark.parametrize("scope", ["read", "step"])
+def test_pcm_read_noise_follows_the_writes(rng, decorrelation, scope):
+    """σ is kept per device and updated where a write moved devices (and anew on a rescale):
+    after every write it is σ recomputed from the stored weights, and reads use it."""
+    profile = _pcm(decorrelation=decorrelation, read_noise_scope=scope, dac_bits=24, adc_bits=24,
+                   output_noise=0.0, output_bound=1e3)
+    dev = CrossbarDevice(profile, np.random.default_rng(2))
+    R = (np.eye(40) + 0.05 * rng.standard_normal((40, 40))).astype(F32)
+    key = keys.R(1)
+    dev.install(key, R)
+    x = np.eye(40, dtype=F32)  # one-hot rows: each read returns a column, with its devices' noise
+    for step in range(30):
+        dev.begin_step()
+        dev.mvm(x, R, key)
+        size = 0.3 if step == 10 else 2e-3  # step 10 leaves the range: the scale is reset
+        dev.write(R, (size * rng.standard_normal(R.shape)).astype(F32), key)
+        values = dev._values(R, key)
+        fresh = dev._read_sigma(np.abs(values) / F32(dev.scales[key]))
+        kept = dev._device_sigma(values, key)
+        np.testing.assert_allclose(kept[1], fresh, rtol=1e-6, atol=1e-12)
+        if kept[2] is not None:
+            np.testing.assert_allclose(kept[2], fresh * fresh, rtol=2e-6, atol=1e-18)
+    # the devices' own σ reaches the reads: the spread of one-hot reads is σ times the scale
+    reads = np.stack([dev.mvm(x, R, key) for _ in range(400 if scope == "read" else 1)])
+    if scope == "read":
+        spread = reads.std(axis=0).T  # (n_out, n_in), as the devices sit
+        np.testing.assert_allclose(np.median(spread / (fresh * dev.scales[key])), 1.0, rtol=0.05)
+
+
 def test_pcm_read_noise_law():
     g = np.array([0.0005, 0.1, 0.5, 1.0], F32)
     s = pcm_read_sigma(g, 20.0, 250e-9)

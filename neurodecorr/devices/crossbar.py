@@ -122,7 +122,9 @@ class CrossbarDevice(IdealDevice):
         # per-array device state: (what, key) → array (mechanisms' accumulators, buffers and fast
         # arrays; the cells' per-device step sizes and asymmetries)
         self.extra: dict[tuple[str, ArrayKey], np.ndarray] = {}
-        self._noise_sq: dict[ArrayKey, tuple[np.ndarray, np.ndarray]] = {}
+        # per array: (the values they were computed for, σ of each device's read noise in device
+        # units, σ² or None until read); a write updates the devices it moved (`_refresh_sigma`)
+        self._sigma: dict[ArrayKey, list] = {}
         self._step_noise: dict[ArrayKey, np.ndarray] = {}  # read_noise_scope "step": this step's
         self._residual: dict[ArrayKey, np.ndarray] = {}     # R − I of residual arrays (cached)
         self._half_R: dict[ArrayKey, np.ndarray] = {}       # R in the periphery as float16 operands
@@ -158,6 +160,7 @@ class CrossbarDevice(IdealDevice):
         if self.storage(key) in ("bias", "periphery"):
             return
         values = self._values(array, key)
+        self._sigma.pop(key, None)
         max_abs = float(np.max(np.abs(values))) if values.size else 0.0
         self.scales[key] = max(max_abs, 1e-12) * self.xb.weight_headroom / self.cells.range
         self.mechanism.install(key, values / DTYPE(self.scales[key]))
@@ -173,7 +176,6 @@ class CrossbarDevice(IdealDevice):
             self.counter.periphery(key, ops=array.size, bytes=2 * MASTER_BYTES * array.size)
             return
         values = self._values(array, key)
-        self._noise_sq.pop(key, None)
         self._step_noise.pop(key, None)
         rescaled = self.xb.adapt_range and self._adapt_scale(values, delta, key)
         scale = DTYPE(self.scales[key])
@@ -182,6 +184,10 @@ class CrossbarDevice(IdealDevice):
         # a rescale reprograms every (nonzero) device; else the moved ones
         self.counter.writes(key, values if rescaled else moved, values.size)
         np.multiply(w, scale, out=values)
+        if rescaled:
+            self._sigma.pop(key, None)
+        else:
+            self._refresh_sigma(values, key, moved)
         if storage == "residual":
             np.add(values, np.eye(len(values), dtype=DTYPE), out=array)
 
@@ -208,19 +214,39 @@ class CrossbarDevice(IdealDevice):
             return g * pcm_read_sigma(g, self.read_time_s, self.pcm.t_read_s)
         return DTYPE(self.rram.read_noise * self.rram.w_max) if self.rram.read_noise else None
 
+    def _device_sigma(self, W, key) -> list | None:
+        """[W, σ, σ² or None] of the array whose values are W, PCM's per-device read noise in
+        device units (None without it)."""
+        if self.pcm is None or not self.pcm.read_noise:
+            return None
+        cached = self._sigma.get(key)
+        if cached is None or cached[0] is not W:
+            cached = self._sigma[key] = [W, self._read_sigma(np.abs(W) / DTYPE(self.scales[key])), None]
+        return cached
+
+    def _refresh_sigma(self, values, key, moved) -> None:
+        """After a write: σ (and σ²) anew for the devices it moved, the rest as they were (a
+        step of mixed precision pulses a small part of an array; the σ law costs a power and
+        a logarithm per device)."""
+        cached = self._sigma.get(key)
+        if cached is None or cached[0] is not values:
+            return
+        index = np.flatnonzero(moved)
+        sigma = self._read_sigma(np.abs(values.reshape(-1)[index]) / DTYPE(self.scales[key]))
+        cached[1].reshape(-1)[index] = sigma
+        if cached[2] is not None:
+            cached[2].reshape(-1)[index] = sigma * sigma
+
     def _read_noise_sq(self, W, key):
-        """σ_ij² of each device weight's read noise, in device units (cached until a write);
-        None for RRAM, whose read noise is the same for every device (added in `_product`)."""
-        cached = self._noise_sq.get(key)
-        if cached is not None and cached[0] is W:
-            return cached[1]
-        if self.pcm is not None and self.pcm.read_noise:
-            s = self._read_sigma(np.abs(W) / DTYPE(self.scales[key]))
-            sq = (s * s).astype(DTYPE)
-        else:
-            sq = None
-        self._noise_sq[key] = (W, sq)
-        return sq
+        """σ_ij² of each device weight's read noise, in device units (kept up to date by the
+        writes); None for RRAM, whose read noise is the same for every device (added in
+        `_product`)."""
+        cached = self._device_sigma(W, key)
+        if cached is None:
+            return None
+        if cached[2] is None:
+            cached[2] = (cached[1] * cached[1]).astype(DTYPE)
+        return cached[2]
 
     def _per_step(self) -> bool:
         return self.training and self.xb.read_noise_scope == "step"
@@ -234,7 +260,8 @@ class CrossbarDevice(IdealDevice):
         noisy = self._step_noise.get(key)
         if noisy is None:
             scale = DTYPE(self.scales[key])
-            sigma = self._read_sigma(np.abs(W) / scale)
+            cached = self._device_sigma(W, key)
+            sigma = cached[1] if cached is not None else self._read_sigma(np.abs(W) / scale)
             noisy = W if sigma is None else kernels.add_noise(W, sigma, scale, self.rng)
             self._step_noise[key] = noisy
         return noisy
@@ -331,6 +358,7 @@ class CrossbarDevice(IdealDevice):
 
     def load_state_arrays(self, arrays):
         self._residual.clear()
+        self._sigma.clear()  # the scales (and the arrays) are the checkpoint's
         for name, v in arrays.items():
             what, _, key = name.partition("/")
             if what == "scale":
