@@ -106,9 +106,11 @@ def test_low_rank_fold_computes_the_trained_network(conv, rng):
             kept = min(rank, trained.shape.n_in // 2)
             assert layer.R.shape == (kept, trained.shape.n_in) and layer.shape.decorrelation_rank == kept
             np.testing.assert_array_equal(layer.mu, trained.mu)  # the centring stays in the periphery
-        # the same function: W' (c − c Ṽ Ṽᵀ) + b = W R c + b, up to float32 rounding
-        out = predict(deployed, x, fold=False)
-        np.testing.assert_allclose(out, reference, atol=2e-4 * np.abs(reference).max())
+        # the same function: W' (c − c Ṽ Ṽᵀ) + b = W R c + b, up to float32 rounding; and
+        # folded once more (the stage into W'), the fully folded network
+        for fold in (False, True):
+            out = predict(deployed, x, fold=fold)
+            np.testing.assert_allclose(out, reference, atol=2e-4 * np.abs(reference).max())
     # what the array is left with: R P⁻¹ keeps R's singular values but for the k smallest, which
     # are raised to the median (nothing left for the weights to cancel)
     R = net.layers[-1].R

@@ -70,7 +70,10 @@ def _fold_layer(layer: Layer) -> FoldedLayer:
     W = layer.W.astype(np.float64)
     b = layer.b.astype(np.float64)
     if layer.R is not None:
-        WR = W @ layer.R.astype(np.float64)
+        R = layer.R.astype(np.float64)
+        if layer.shape.decorrelation_rank:  # a low-rank stage, R holding Ṽᵀ: P = I − Ṽ Ṽᵀ
+            R = np.eye(layer.shape.n_in) - R.T @ R
+        WR = W @ R
         mu = layer.mu.astype(np.float64)
         b = b - WR @ (mu if layer.shape.conv is None else layer.shape.conv.patch_mean(mu))
         W = WR
