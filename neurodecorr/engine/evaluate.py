@@ -55,10 +55,7 @@ def evaluate(run_dir, profile: str, inference_times_s: Sequence[float] | None = 
     if decorrelation_rank:
         if not any(layer.R is not None for layer in learner.net.layers):
             raise RunError("--decorrelation-rank: the run has no decorrelation to keep (trained with --decor none)")
-        try:
-            trained = folded_network(learner.net, rank=decorrelation_rank)
-        except ValueError as err:
-            raise RunError(f"--decorrelation-rank: {err}") from None
+        trained = folded_network(learner.net, rank=decorrelation_rank)  # at most n_in // 2 a layer
     else:
         trained = learner.net if keep_decorrelation else folded_network(learner.net)
     results = []
