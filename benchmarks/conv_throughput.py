@@ -7,8 +7,8 @@ with and without the seed rule, on `small-conv` (or --model) with Fashion-MNIST 
 
 1. time training steps (three blocks, after warm-up), with the energy counters on, as
    `neurodecorr train` runs them;
-2. record every product the step asked its device for (x·Wᵀ, e·W, and every update eᵀ·pre) by
-   its shape, through those counters;
+2. record every product the step's device computed (x·Wᵀ, e·W) and every update eᵀ·pre, by
+   its shape;
 3. time exactly those products, alone, on random float32 arrays of the same shapes, after each
    block of steps: the step's GEMM time at this machine's rate for those shapes (the best of
    each is kept);
@@ -43,17 +43,30 @@ GOAL = 0.60  # issue 15: conv training at ≥ 60 % of the GEMM rate of its shape
 
 class ShapeRecorder(Counts):
     """The energy counters of a training run, which also remember the shape of every product
-    and update of one step (while `on`)."""
+    the device computed (`watch`; a product counted but taken from an earlier pass, as node
+    perturbation's noisy pass takes its first layer's, is not one) and of every update of one
+    step (while `on`)."""
 
     def __init__(self):
         super().__init__()
         self.shapes: Tally = Tally()
         self.on = False
 
-    def product(self, key, x, n_out, periphery=False):
-        super().product(key, x, n_out, periphery)
-        if self.on:
-            self.shapes[("x@M", len(x), x.shape[-1], n_out)] += 1
+    def watch(self, device) -> None:
+        """Record the shapes of `device`'s products (its class's methods, wrapped on the instance)."""
+        mvm, mvm_t = device.mvm, device.mvm_t
+
+        def recorded(x, M, key):
+            if self.on:
+                self.shapes[("x@M", len(x), x.shape[-1], M.shape[0])] += 1
+            return mvm(x, M, key)
+
+        def recorded_t(e, M, key):
+            if self.on:
+                self.shapes[("x@M", len(e), e.shape[-1], M.shape[1])] += 1
+            return mvm_t(e, M, key)
+
+        device.mvm, device.mvm_t = recorded, recorded_t
 
     def update(self, key, modulator, pre):
         super().update(key, modulator, pre)
@@ -93,6 +106,7 @@ def time_config(data, model: str, rule: str, decor: str, steps: int, batch: int)
     cfg = TrainConfig(dataset="fashion-mnist", model=model, rule=rule, decor=decor, batch_size=batch)
     recorder = ShapeRecorder()
     learner = make_learner(cfg, load_spec(model), data.input_shape, data.n_classes, counter=recorder)
+    recorder.watch(learner.net.device)
     rng = np.random.default_rng(0)
     idx = list(batches(len(data.y_train), batch, rng))
     buffers: dict = {}

@@ -18,7 +18,9 @@ forward W x̃: 2·n_in·n_out; backward to the layer below (bp/fa, not layer 0):
 instead: D_l e_L, 2·n_out·n_classes per hidden layer); weight update e x̃ᵀ: 2·n_in·n_out;
 decorrelated layers add R(a − μ): 2·n_in², the backward read through R (not layer 0): 2·n_in²,
 and the rule's Zᵀ(Z R) on the sub-sample: 4·n·n_in² per batch. np: two forward passes, no
-backward pass. Element-wise work (activations, Adam, noise draws) is not counted: it is what keeps the fraction below 1.
+backward pass; on ideal the noisy one takes its first layer's x̃ and W x̃ from the clean one.
+Element-wise work (activations, Adam, noise draws) is not counted: it is what keeps the fraction
+below 1.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def flops_per_batch(layers, rule: str, decor: bool, batch: int) -> float:
     for i, s in enumerate(layers):
         w = 2 * s.n_in * s.n_out
         r = 2 * s.n_in * s.n_in if decor and s.decorrelated else 0
-        passes = 2 if rule == "np" else 1
+        passes = 2 if rule == "np" and i > 0 else 1  # np's noisy pass reuses the first layer's
         total += batch * passes * (w + r)  # forward (twice for np)
         total += batch * w  # weight update
         if rule in ("bp", "fa") and i > 0:

@@ -163,6 +163,46 @@ def test_fused_neurons_compute_what_the_step_by_step_path_does(pool, rng):
     assert c1 == c2 and sum(v for k, v in c1.items() if k[2] == "messages") > 0
 
 
+class _RecomputedProducts(IdealDevice):
+    """The ideal device with its product overridden: not `exact_products`, so that node
+    perturbation's noisy pass computes its first layer again."""
+
+    def mvm(self, x, W, key):
+        return super().mvm(x, W, key)
+
+
+@pytest.mark.parametrize("conv", [True, False])
+def test_the_noisy_pass_reuses_the_first_layer_only_where_that_changes_nothing(conv, rng):
+    """NP's noisy pass on the ideal device takes its first layer's x̃ and W x̃ + b from the clean
+    pass: its traces, NP's modulators and the energy counts (the skipped products counted as
+    done) equal a device's that computes them again; the first layer's products are not run."""
+    hidden = ([{"conv": 4, "kernel": 3, "padding": 1}, {"pool": "avg", "size": 2}, {"width": 7}] if conv
+              else [{"width": 9}, {"width": 7}])
+    spec = spec_from_dict({"hidden": hidden, "decorrelate": "all"})
+    x = rng.standard_normal((5, 2 * 8 * 8)).astype(F32)
+    labels = np.array([0, 1, 2, 1, 0])
+    runs = []
+    for device in (IdealDevice(counter=Counts()), _RecomputedProducts(counter=Counts())):
+        assert device.exact_products is (type(device) is IdealDevice)
+        net = build_network(spec, (2, 8, 8) if conv else 128, 3, True, np.random.default_rng(1))
+        net.install(device)
+        products, mvm = [], device.mvm
+        device.mvm = lambda a, W, key, _log=products, _mvm=mvm: _log.append(key) or _mvm(a, W, key)
+        traces = forward(net, x, track_mean=True)
+        mods = CREDIT_RULES["np"]().modulators(net, traces, labels, {}, np.random.default_rng(5))
+        runs.append((traces, mods, dict(device.counter.table), products))
+    (t1, m1, c1, p1), (t2, m2, c2, p2) = runs
+    for a, b in zip(t1, t2):
+        for name in ("h", "sent", "x"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    for a, b in zip(m1, m2):
+        np.testing.assert_array_equal(a, b)
+    assert any(np.any(m != 0) for m in m1)
+    assert c1 == c2
+    first = {keys.R(0), keys.W(0)}
+    assert sorted(map(str, p2)) == sorted(map(str, p1 + list(first)))  # each computed once less
+
+
 def test_folding_a_decorrelated_conv_net_changes_nothing(rng):
     net = _tiny_net("running")
     x = rng.standard_normal((6, 128)).astype(F32)

@@ -67,6 +67,13 @@ class IdealDevice:
         (`kernels.leaky_layer_`)."""
         return type(self).state is IdealDevice.state and type(self).activation is IdealDevice.activation
 
+    @property
+    def exact_products(self) -> bool:
+        """Whether `mvm` is this class's plain, deterministic product: then the same product of
+        the same operands need not be computed twice (node perturbation's noisy pass takes its
+        first layer's from the clean pass, `nets.network.forward`)."""
+        return type(self).mvm is IdealDevice.mvm
+
     def written(self, array: np.ndarray, delta: np.ndarray, key: ArrayKey) -> None:
         """Count the change delta, subtracted from array (by `write`, or fused with the step)."""
         self.counter.writes(key, delta, array.size)

@@ -143,7 +143,7 @@ class LayerTrace:
 
 def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
             noise: list[np.ndarray] | None = None, means: list | None = None,
-            device=None, first_rows: np.ndarray | None = None) -> list[LayerTrace]:
+            device=None, first: LayerTrace | None = None) -> list[LayerTrace]:
     """Run a batch x (B, n_in) through the network; returns one trace per layer. A conv net also
     takes its images as they are stored in a trace, (B, H, W, C) (`LayerTrace.input`).
 
@@ -153,23 +153,36 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
     means: per layer, the mean to centre with (node perturbation's noisy pass centres as its
     clean pass did: `[t.mean for t in clean_traces]`).
     device: the device to compute on (default: the network's own).
-    first_rows: the first layer's input rows a for this x, when the caller has them (node
-    perturbation's noisy pass reads the batch its clean pass patched: the same patch matrix).
+    first: the first layer's trace of a pass on this same x (node perturbation's noisy pass
+    has its clean pass's): the first layer reads its input rows a (the same patch matrix), and
+    on a device whose products and neurons are exact (`exact_products`, `exact_neurons`) also
+    its x̃ and W x̃ + b, to which it adds its noise: the values computing them again gives. The
+    products are counted as done, since a chip computes them.
     """
     dev = net.device if device is None else device
     fused = getattr(dev, "exact_neurons", False)
+    reuse = (first is not None and fused and getattr(dev, "exact_products", False)
+             and not net.layers[0].shape.decorrelation_rank)
     traces = []
     a_in = dev.activation(x)
-    first = net.layers[0].shape.conv
-    if first is not None and a_in.ndim == 2:
-        a_in = to_image(a_in, (first.in_channels, first.in_height, first.in_width))
+    image0 = net.layers[0].shape.conv
+    if image0 is not None and a_in.ndim == 2:
+        a_in = to_image(a_in, (image0.in_channels, image0.in_height, image0.in_width))
     for i, layer in enumerate(net.layers):
         geometry = layer.shape.conv
-        if i == 0 and first_rows is not None:
-            a = first_rows
+        if i == 0 and first is not None:
+            a = first.a
         else:
             a = a_in.reshape(len(a_in), -1) if geometry is None else geometry.patches(a_in)
-        if layer.R is not None:
+        bias = layer.b
+        if i == 0 and reuse:  # the first layer's x̃ and W x̃ + b as the earlier pass formed them
+            mean, centred, xt = first.mean, first.centred, first.x
+            if layer.R is not None:
+                dev.counter.product(keys.R(i), centred, layer.R.shape[0])
+                dev.counter.neurons(keys.R(i), xt, xt)
+            dev.counter.product(keys.W(i), xt, layer.W.shape[0])
+            h, bias = first.h.copy(), np.zeros_like(layer.b)
+        elif layer.R is not None:
             mean = layer.mu if means is None else means[i]
             if track_mean:
                 batch_mean = _input_mean(a_in if geometry is not None else a)
@@ -186,19 +199,20 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
             dev.counter.neurons(keys.R(i), xt, xt)
         else:
             centred, xt = None, a
-        h = dev.mvm(xt, layer.W, keys.W(i))
+        if not (i == 0 and reuse):
+            h = dev.mvm(xt, layer.W, keys.W(i))
         pool = None if geometry is None else geometry.pool
         if fused and layer.shape.activation == "leaky_relu":
             # exact neurons: bias, (noise,) f, pooling and the message count in one pass
             image = None if geometry is None else (len(a_in), *geometry.output_shape)
             sent, index, messages = kernels.leaky_layer_(
-                h, layer.b, LEAKY_SLOPE, None if noise is None else noise[i], image, pool,
+                h, bias, LEAKY_SLOPE, None if noise is None else noise[i], image, pool,
                 geometry.pool_size if pool else 2)
             if geometry is not None and pool is None:
                 sent = sent.reshape(image)
             dev.counter.neurons(keys.W(i), h, messages)
         else:
-            kernels.add_rows_(h, layer.b)
+            kernels.add_rows_(h, bias)
             if noise is not None:
                 h += noise[i]
             h = dev.state(h)

@@ -205,7 +205,7 @@ class NP:
         noise = [net.device.signal(
                      kernels.normals((len(trace.h), layer.shape.n_out), rng, self.sigma))
                  for layer, trace in zip(net.layers, traces)]
-        noisy = forward(net, x, noise=noise, means=[t.mean for t in traces], first_rows=traces[0].a)
+        noisy = forward(net, x, noise=noise, means=[t.mean for t in traces], first=traces[0])
         per_sample, dtype = net.loss.per_sample, np.dtype(self.loss_precision)
         delta_loss = (per_sample(noisy[-1].h.astype(dtype), labels)
                       - per_sample(traces[-1].h.astype(dtype), labels))
