@@ -55,6 +55,8 @@ _TRAIN_FLAGS = [
     ("--epochs", "epochs", int, "epochs to train (a resumed run may raise its own)"),
     ("--train-samples", "train_samples", int, "train on the first N training samples only [all]"),
     ("--seed", "seed", int, "the seed of every random draw"),
+    ("--decorrelation-rank", "decorrelation_rank", int,
+     "PCM: the test evaluation keeps R's K most-suppressed directions beside the fold (evaluate's flag) [0]"),
 ]
 
 

@@ -173,3 +173,54 @@ def test_bad_decorrelation_rank_is_one_line(deploy_run, tmp_path):
     assert done.returncode == 0, done.stderr
     written = json.loads((deploy_run / "evaluate-ideal.json").read_text())
     assert written["decorrelation"] == "rank 2 kept, the rest folded"
+
+
+def test_training_on_pcm_evaluates_each_epoch_with_its_rank(tmp_path, digits, monkeypatch):
+    """`train --decorrelation-rank K` on a PCM profile: each epoch's test accuracy is read from a
+    fresh chip programmed with the low-rank deployment (`evaluate --decorrelation-rank K`'s), and
+    training itself is unchanged: the same arrays as the run evaluated with the plain fold."""
+    from neurodecorr import TrainConfig, train
+    from neurodecorr.nets import fold
+
+    ranks, original = [], fold.folded_network
+    monkeypatch.setattr(fold, "folded_network", lambda net, rank=0: ranks.append(rank) or original(net, rank))
+    runs = {}
+    for k in (0, 3):
+        ranks.clear()
+        config = TrainConfig(dataset="digits", profile="analog-pcm-periphery", rule="bp", decor="seed",
+                             epochs=2, decorrelation_rank=k)
+        result = train(config, tmp_path / f"rank{k}", data=digits, progress=False, log=lambda _: None)
+        runs[k] = result, list(ranks)
+        assert json.loads((tmp_path / f"rank{k}" / "config.json").read_text())["train"]["decorrelation_rank"] == k
+    (plain, plain_ranks), (low, low_ranks) = runs[0], runs[3]
+    assert plain_ranks == [0, 0] and low_ranks == [3, 3]  # one deployment per epoch's evaluation
+    assert all(r["test_accuracy"] > 0.7 for r in low.epochs)
+    for a, b in zip(plain.learner.net.layers, low.learner.net.layers):
+        np.testing.assert_array_equal(a.W, b.W)
+        np.testing.assert_array_equal(a.R, b.R)
+
+
+def test_a_training_rank_where_it_cannot_apply_is_one_line(tmp_path):
+    """Refused when made: negative, without decorrelation, on a chip whose test evaluation keeps R
+    (every profile but PCM's), or with R on an analogue array; and a default rank keeps the
+    settings hash of the runs made before the setting existed."""
+    import hashlib
+
+    from neurodecorr import TrainConfig
+    from neurodecorr.errors import SpecError
+
+    for settings, match in [({"decorrelation_rank": -1}, "integer ≥ 0"),
+                            ({"decor": "none", "profile": "analog-pcm-periphery"}, "no decorrelation"),
+                            ({"profile": "ideal"}, "as trained"),
+                            ({"profile": "analog-rram-periphery"}, "as trained"),
+                            ({"profile": "analog-pcm"}, "analogue array")]:
+        with pytest.raises(SpecError, match=match):
+            TrainConfig(**{"decorrelation_rank": 4, **settings})
+    config = TrainConfig(profile="analog-pcm-periphery")
+    before = {k: v for k, v in config.to_dict().items() if k not in ("epochs", "decorrelation_rank")}
+    assert config.settings_hash() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+    assert TrainConfig(profile="analog-pcm-periphery", decorrelation_rank=4).settings_hash() != config.settings_hash()
+    done = subprocess.run([sys.executable, "-m", "neurodecorr", "train", "--dataset", "digits",
+                           "--decorrelation-rank", "4", "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "as trained" in done.stderr
+    assert not (tmp_path / "x").exists()

@@ -55,6 +55,7 @@ class TrainConfig:
     epochs: int | None = None
     train_samples: int | None = None   # train on the first N training samples only (None: all)
     seed: int = 42
+    decorrelation_rank: int = 0        # PCM: the test evaluation keeps R's k most-suppressed directions
 
     def __post_init__(self):
         for key in _NAMES:  # before any lookup by them (a list from a hand-edited file is unhashable)
@@ -108,10 +109,16 @@ class TrainConfig:
             (self.train_samples is None or (_integer(self.train_samples) and self.train_samples >= 1),
              "train_samples", "a positive integer (or none: every training sample)", self.train_samples),
             (_integer(self.seed) and self.seed >= 0, "seed", "an integer ≥ 0", self.seed),
+            (_integer(self.decorrelation_rank) and self.decorrelation_rank >= 0, "decorrelation_rank",
+             "an integer ≥ 0", self.decorrelation_rank),
         ]
         for ok, key, expected, found in checks:
             if not ok:
                 raise SpecError(f"training setting '{key}': expected {expected}, found {_text(found)}")
+        if self.decorrelation_rank:
+            refusal = _rank_refusal(self)
+            if refusal:
+                raise SpecError(f"training setting 'decorrelation_rank': {refusal}")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -119,8 +126,11 @@ class TrainConfig:
         return d
 
     def settings_hash(self) -> str:
-        """A short hash of every setting but the number of epochs (which a resume may raise)."""
-        d = {k: v for k, v in self.to_dict().items() if k != "epochs"}
+        """A short hash of every setting but the number of epochs (which a resume may raise). A
+        setting added after runs were made (`_ADDED`) counts only when it is not its default, so
+        that those runs keep their hash: they resume, and a sweep finds them done."""
+        d = {k: v for k, v in self.to_dict().items()
+             if k != "epochs" and not (k in _ADDED and v == _ADDED[k])}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
@@ -134,8 +144,27 @@ class TrainConfig:
         return cls(**d)
 
 
+_ADDED = {"decorrelation_rank": 0}  # setting: its default, which leaves the hash as it was
+
 _NAMES = ("dataset", "data_dir", "preset", "model", "profile", "rule", "decor", "optimizer", "decor_gain",
           "decor_centre", "decor_side", "np_loss_precision", "feedback_init", "input_scaling")
+
+
+def _rank_refusal(config: TrainConfig) -> str | None:
+    """Why the test evaluation of this run cannot keep a rank of R (`nets.fold`), or None. Only
+    PCM evaluates a fresh chip programmed with the folded network; the other chips evaluate the
+    network as trained, R kept (`evaluate --decorrelation-rank` deploys a rank on any of them)."""
+    from neurodecorr.devices.loader import load_profile
+    from neurodecorr.engine.evaluate import _rank_refusal as profile_refusal
+
+    if config.decor == "none":
+        return "the run has no decorrelation to keep (decor none)"
+    profile = load_profile(config.profile)
+    if profile.pcm is None:
+        return (f"on '{profile.name}' the test evaluation runs the network as trained, R kept; a rank "
+                "applies where it programs a fresh PCM chip with the folded network (use `neurodecorr "
+                "evaluate --decorrelation-rank` to deploy a rank on this chip)")
+    return profile_refusal(profile)
 
 
 def _device_kind(profile) -> str:

@@ -43,7 +43,10 @@ class TrainResult:
 
 
 def accuracy(learner: Learner, x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(np.argmax(predict(learner.net, x), axis=1) == y))
+    """Test accuracy as the chip runs the network after training (`predict`); a PCM run with
+    decorrelation_rank k deploys R's k most-suppressed directions beside the fold."""
+    rank = learner.config.decorrelation_rank
+    return float(np.mean(np.argmax(predict(learner.net, x, rank=rank), axis=1) == y))
 
 
 def blas_info() -> str:

@@ -235,16 +235,18 @@ def _input_mean(a: np.ndarray) -> np.ndarray:
     return kernels.column_sum(rows) / DTYPE(len(rows))
 
 
-def predict(net: Network, x: np.ndarray, batch_size: int = 1024, fold: bool | None = None) -> np.ndarray:
+def predict(net: Network, x: np.ndarray, batch_size: int = 1024, fold: bool | None = None,
+            rank: int = 0) -> np.ndarray:
     """Output pre-activations h_L (N, n_classes) in evaluation mode (μ frozen), in batches, on
     the device as it is used after training (`device.inference()`: e.g. PCM after drift).
     fold: run the deployed network, decorrelation folded into the weights (`nets.fold`); None:
     as the device does after training (a chip programmed afresh for inference,
-    `folds_for_inference`, is given the deployed network)."""
+    `folds_for_inference`, is given the deployed network). rank: where it folds, keep R's
+    `rank` most-suppressed directions as a stage of their own (`folded_network`)."""
     device = net.device.inference()
     if device.folds_for_inference if fold is None else fold:
         from neurodecorr.nets.fold import folded_network
 
-        net = folded_network(net)
+        net = folded_network(net, rank=rank)
     return np.concatenate([forward(net, x[i:i + batch_size], device=device)[-1].h
                            for i in range(0, len(x), batch_size)])
