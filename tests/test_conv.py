@@ -163,33 +163,44 @@ def test_fused_neurons_compute_what_the_step_by_step_path_does(pool, rng):
     assert c1 == c2 and sum(v for k, v in c1.items() if k[2] == "messages") > 0
 
 
-class _RecomputedProducts(IdealDevice):
-    """The ideal device with its product overridden: not `exact_products`, so that node
-    perturbation's noisy pass computes its first layer again."""
+def _recomputing(device):
+    """`device` with its product overridden on a subclass: not `repeatable_products`, so that
+    node perturbation's noisy pass computes its first layer again."""
+    cls = type(device)
 
     def mvm(self, x, W, key):
-        return super().mvm(x, W, key)
+        return cls.mvm(self, x, W, key)
+
+    device.__class__ = type(f"Recomputing{cls.__name__}", (cls,), {"mvm": mvm})
+    return device
 
 
+@pytest.mark.parametrize("profile", ["ideal", "loihi2", "loihi2-residual", "loihi2-sliced"])
 @pytest.mark.parametrize("conv", [True, False])
-def test_the_noisy_pass_reuses_the_first_layer_only_where_that_changes_nothing(conv, rng):
-    """NP's noisy pass on the ideal device takes its first layer's x̃ and W x̃ + b from the clean
-    pass: its traces, NP's modulators and the energy counts (the skipped products counted as
-    done) equal a device's that computes them again; the first layer's products are not run."""
+def test_the_noisy_pass_reuses_the_first_layer_only_where_that_changes_nothing(conv, profile, rng):
+    """NP's noisy pass on a device whose products repeat bit for bit (ideal; digital, its
+    fixed-point h formed from the product kept by the clean pass) takes its first layer's x̃ and
+    W x̃ from the clean pass: its traces, NP's modulators and the energy counts (the skipped
+    products counted as done, a residual R's wired identity too) equal a device's that computes
+    them again; the first layer's products are not run."""
     hidden = ([{"conv": 4, "kernel": 3, "padding": 1}, {"pool": "avg", "size": 2}, {"width": 7}] if conv
               else [{"width": 9}, {"width": 7}])
     spec = spec_from_dict({"hidden": hidden, "decorrelate": "all"})
     x = rng.standard_normal((5, 2 * 8 * 8)).astype(F32)
     labels = np.array([0, 1, 2, 1, 0])
     runs = []
-    for device in (IdealDevice(counter=Counts()), _RecomputedProducts(counter=Counts())):
-        assert device.exact_products is (type(device) is IdealDevice)
+    for recompute in (False, True):
+        device = make_device(load_profile(profile), np.random.default_rng(4), Counts())
+        if recompute:
+            _recomputing(device)
+        assert device.repeatable_products is not recompute
         net = build_network(spec, (2, 8, 8) if conv else 128, 3, True, np.random.default_rng(1))
         net.install(device)
         products, mvm = [], device.mvm
         device.mvm = lambda a, W, key, _log=products, _mvm=mvm: _log.append(key) or _mvm(a, W, key)
-        traces = forward(net, x, track_mean=True)
-        mods = CREDIT_RULES["np"]().modulators(net, traces, labels, {}, np.random.default_rng(5))
+        rule = CREDIT_RULES["np"]()
+        traces = forward(net, x, track_mean=True, keep_product=rule.repeats_forward)
+        mods = rule.modulators(net, traces, labels, {}, np.random.default_rng(5))
         runs.append((traces, mods, dict(device.counter.table), products))
     (t1, m1, c1, p1), (t2, m2, c2, p2) = runs
     for a, b in zip(t1, t2):

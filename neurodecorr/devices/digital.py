@@ -80,11 +80,23 @@ class DigitalDevice(IdealDevice):
         return to_grid(values, step, -top * step, (top - 1) * step, rng)
 
     def mvm(self, x, W, key):
+        self._count_extra(x, W, key)
+        return super().mvm(x, W, key)
+
+    def count_product(self, x, W, key):
+        self._count_extra(x, W, key)
+        super().count_product(x, W, key)
+
+    def _count_extra(self, x, W, key):
         if self._residual(key):  # the identity: one fixed synapse per input
             self.counter.product(key, x, 1)
         if self._sliced(key):  # the fine connection reads the same inputs
             self.counter.product(key, x, W.shape[0])
-        return super().mvm(x, W, key)
+
+    @property
+    def repeatable_products(self) -> bool:
+        """Fixed-point products and payloads, no noise: the same bits every time."""
+        return type(self).mvm is DigitalDevice.mvm and type(self).activation is DigitalDevice.activation
 
     def mvm_t(self, e, W, key):
         if self._residual(key):

@@ -68,11 +68,17 @@ class IdealDevice:
         return type(self).state is IdealDevice.state and type(self).activation is IdealDevice.activation
 
     @property
-    def exact_products(self) -> bool:
-        """Whether `mvm` is this class's plain, deterministic product: then the same product of
-        the same operands need not be computed twice (node perturbation's noisy pass takes its
-        first layer's from the clean pass, `nets.network.forward`)."""
-        return type(self).mvm is IdealDevice.mvm
+    def repeatable_products(self) -> bool:
+        """Whether `mvm` and `activation` give the same bits for the same operands every time
+        (this class's own: no noise): then a product need not be computed twice (node
+        perturbation's noisy pass takes its first layer's from the clean pass,
+        `nets.network.forward`, and counts it with `count_product`)."""
+        return type(self).mvm is IdealDevice.mvm and type(self).activation is IdealDevice.activation
+
+    def count_product(self, x: np.ndarray, W: np.ndarray, key: ArrayKey) -> None:
+        """Count the product x·Wᵀ as `mvm` counts it, without computing it (taken from an
+        earlier pass on the same operands: a chip computes it again)."""
+        self.counter.product(key, x, W.shape[0])
 
     def written(self, array: np.ndarray, delta: np.ndarray, key: ArrayKey) -> None:
         """Count the change delta, subtracted from array (by `write`, or fused with the step)."""

@@ -26,7 +26,7 @@ def train_step(learner: Learner, x: np.ndarray, labels: np.ndarray, rng: np.rand
     device.begin_step()
     during = device.counter.during
     with during("learning_forward"):
-        traces = forward(net, x, track_mean=True)
+        traces = forward(net, x, track_mean=True, keep_product=learner.credit.repeats_forward)
     loss = float(np.mean(net.loss.per_sample(traces[-1].h, labels)))
     if not np.isfinite(loss):
         raise DivergenceError(f"{_diagnose(learner, traces, where)} {kept}".strip())

@@ -135,6 +135,7 @@ class LayerTrace:
     input: np.ndarray | None = None
     sent: np.ndarray | None = None
     pool_index: np.ndarray | None = None
+    product: np.ndarray | None = None  # W x̃ before the bias, where `forward` was asked to keep it
 
     @property
     def batch(self) -> int:
@@ -143,7 +144,7 @@ class LayerTrace:
 
 def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
             noise: list[np.ndarray] | None = None, means: list | None = None,
-            device=None, first: LayerTrace | None = None) -> list[LayerTrace]:
+            device=None, first: LayerTrace | None = None, keep_product: bool = False) -> list[LayerTrace]:
     """Run a batch x (B, n_in) through the network; returns one trace per layer. A conv net also
     takes its images as they are stored in a trace, (B, H, W, C) (`LayerTrace.input`).
 
@@ -155,13 +156,15 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
     device: the device to compute on (default: the network's own).
     first: the first layer's trace of a pass on this same x (node perturbation's noisy pass
     has its clean pass's): the first layer reads its input rows a (the same patch matrix), and
-    on a device whose products and neurons are exact (`exact_products`, `exact_neurons`) also
-    its x̃ and W x̃ + b, to which it adds its noise: the values computing them again gives. The
-    products are counted as done, since a chip computes them.
+    on a device whose products repeat bit for bit (`repeatable_products`: ideal, digital) also
+    its x̃ and its W x̃ (from `first.h`, W x̃ + b, on exact neurons; else from `first.product`,
+    when kept), to which it adds its bias and noise: the values computing them again gives. The
+    products are counted as done (`count_product`), since a chip computes them.
+    keep_product: keep the first layer's W x̃ in its trace (`LayerTrace.product`) for such a pass.
     """
     dev = net.device if device is None else device
     fused = getattr(dev, "exact_neurons", False)
-    reuse = (first is not None and fused and getattr(dev, "exact_products", False)
+    reuse = (first is not None and getattr(dev, "repeatable_products", False)
              and not net.layers[0].shape.decorrelation_rank)
     traces = []
     a_in = dev.activation(x)
@@ -174,14 +177,11 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
             a = first.a
         else:
             a = a_in.reshape(len(a_in), -1) if geometry is None else geometry.patches(a_in)
-        bias = layer.b
-        if i == 0 and reuse:  # the first layer's x̃ and W x̃ + b as the earlier pass formed them
+        if i == 0 and reuse:  # the first layer's x̃ as the earlier pass formed it
             mean, centred, xt = first.mean, first.centred, first.x
             if layer.R is not None:
-                dev.counter.product(keys.R(i), centred, layer.R.shape[0])
+                dev.count_product(centred, layer.R, keys.R(i))
                 dev.counter.neurons(keys.R(i), xt, xt)
-            dev.counter.product(keys.W(i), xt, layer.W.shape[0])
-            h, bias = first.h.copy(), np.zeros_like(layer.b)
         elif layer.R is not None:
             mean = layer.mu if means is None else means[i]
             if track_mean:
@@ -199,8 +199,17 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
             dev.counter.neurons(keys.R(i), xt, xt)
         else:
             centred, xt = None, a
-        if not (i == 0 and reuse):
+        bias, product = layer.b, None
+        if i == 0 and reuse and (fused or first.product is not None):  # and its W x̃
+            dev.count_product(xt, layer.W, keys.W(i))
+            if fused:  # W x̃ + b, to which the kernel adds 0 and the noise
+                h, bias = first.h.copy(), np.zeros_like(layer.b)
+            else:
+                h = first.product.copy()
+        else:
             h = dev.mvm(xt, layer.W, keys.W(i))
+            if i == 0 and keep_product and not fused:  # exact neurons reuse W x̃ + b instead
+                product = h.copy()
         pool = None if geometry is None else geometry.pool
         if fused and layer.shape.activation == "leaky_relu":
             # exact neurons: bias, (noise,) f, pooling and the message count in one pass
@@ -224,7 +233,7 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
                 if pool == "avg":
                     sent = dev.activation(sent)  # the window mean is a new value sent on
         traces.append(LayerTrace(a, centred, xt, h, mean if layer.R is not None else None,
-                                 a_in, sent, index))
+                                 a_in, sent, index, product))
         a_in = sent
     return traces
 

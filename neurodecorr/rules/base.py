@@ -20,6 +20,7 @@ from neurodecorr.nets.network import LayerTrace, Network
 class CreditRule(Protocol):
     name: str
     uses_backward: bool      # False: the rule needs no backward pass (node perturbation)
+    repeats_forward: bool    # True: a second forward pass on the same batch (node perturbation's)
     modulator_phase: str     # the energy phase its modulators' work is counted under
 
     @classmethod

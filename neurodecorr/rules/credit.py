@@ -116,6 +116,7 @@ class BP:
 
     name: str = "bp"
     uses_backward: bool = True
+    repeats_forward: bool = False
     modulator_phase: str = "feedback"  # where the energy counters put the modulators' work
 
     @classmethod
@@ -138,6 +139,7 @@ class FA:
     init: str = "uniform"  # FEEDBACK_BOUNDS
     name: str = "fa"
     uses_backward: bool = True
+    repeats_forward: bool = False
     modulator_phase: str = "feedback"
 
     @classmethod
@@ -161,6 +163,7 @@ class DFA:
     init: str = "uniform"  # FEEDBACK_BOUNDS
     name: str = "dfa"
     uses_backward: bool = True
+    repeats_forward: bool = False
     modulator_phase: str = "feedback"
 
     @classmethod
@@ -191,6 +194,7 @@ class NP:
     loss_precision: str = "float64"  # the dtype the two losses are taken and subtracted in
     name: str = "np"
     uses_backward: bool = False
+    repeats_forward: bool = True  # its noisy pass, on the clean pass's batch
     modulator_phase: str = "learning_forward"  # its noisy pass is a forward pass
 
     @classmethod
