@@ -167,7 +167,11 @@ def _cmd_energy(args) -> int:
             profile = profile_from_dict(rundir.read_json(run / "config.json")["profile"])
         except (KeyError, TypeError) as exc:
             raise RunError(f"{run / 'config.json'} names no profile ({exc}); pass --profile") from None
-    report = build_report(counts, profile)
+    try:  # a low-rank stage evaluated in training is part of the deployed network
+        rank = int(rundir.read_json(run / "config.json")["train"].get("decorrelation_rank", 0))
+    except (RunError, KeyError, TypeError, ValueError, AttributeError):
+        rank = 0
+    report = build_report(counts, profile, stages_deployed=rank > 0)
     if args.profile:
         print(f"(counts of {run}, trained on '{saved.get('profile')}', priced for '{profile.name}')")
     print(format_report(report))

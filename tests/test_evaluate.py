@@ -195,6 +195,15 @@ def test_training_on_pcm_evaluates_each_epoch_with_its_rank(tmp_path, digits, mo
     (plain, plain_ranks), (low, low_ranks) = runs[0], runs[3]
     assert plain_ranks == [0, 0] and low_ranks == [3, 3]  # one deployment per epoch's evaluation
     assert all(r["test_accuracy"] > 0.7 for r in low.epochs)
+    # PCM's evaluation reads the deployed network, so the deployed inference energy is what it
+    # counted: with the low-rank stage's periphery products kept (also re-priced by `neurodecorr
+    # energy`), more than the plain fold's
+    for run in (plain, low):
+        assert run.energy["inference_folded_per_sample_j"] == run.energy["inference_per_sample_j"]
+    assert low.energy["inference_folded_per_sample_j"] > plain.energy["inference_folded_per_sample_j"]
+    done = subprocess.run([sys.executable, "-m", "neurodecorr", "energy", str(tmp_path / "rank3")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "with decorrelation folded" not in done.stdout, done.stderr
     for a, b in zip(plain.learner.net.layers, low.learner.net.layers):
         np.testing.assert_array_equal(a.W, b.W)
         np.testing.assert_array_equal(a.R, b.R)

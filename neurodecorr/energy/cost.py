@@ -129,15 +129,17 @@ def _raw(counts, phase, layer) -> dict[str, int]:
     return out
 
 
-def build_report(counts: Counts, profile) -> dict:
-    """The energy report of a run (what energy.json holds)."""
+def build_report(counts: Counts, profile, stages_deployed: bool = False) -> dict:
+    """The energy report of a run (what energy.json holds). stages_deployed: the decorrelation
+    stages the inference counts hold are part of the deployed network (a low-rank stage,
+    `decorrelation_rank`), so the deployed figure keeps them rather than folding them away."""
     phases = {phase: _entry(counts, profile, phase=phase) for phase in PHASES}
     layers = {}
     for layer in sorted({l for (_, l, _) in counts.table}, key=stage_sort_key):
         layers[layer] = {phase: _entry(counts, profile, phase, layer) for phase in PHASES
                          if any(p == phase and l == layer for (p, l, _) in counts.table)}
     folded = sum(entry["inference"]["joules"] for label, entry in layers.items()
-                 if not is_decorrelation_stage(label) and "inference" in entry)
+                 if (stages_deployed or not is_decorrelation_stage(label)) and "inference" in entry)
     training_j = sum(phases[p]["joules"] for p in TRAINING_PHASES)
     n_train, n_test = counts.samples["training"], counts.samples["inference"]
     inference = phases["inference"]["counts"]
@@ -146,7 +148,8 @@ def build_report(counts: Counts, profile) -> dict:
         "training_j": training_j,
         "training_per_sample_j": training_j / n_train if n_train else None,
         "inference_per_sample_j": phases["inference"]["joules"] / n_test if n_test else None,
-        # deployed, each R and μ is folded into the next layer's weights (nets/fold.py):
+        # deployed, each R and μ is folded into the next layer's weights (nets/fold.py), but for
+        # a low-rank stage (stages_deployed):
         "inference_folded_per_sample_j": folded / n_test if n_test else None,
         "samples": {"training": n_train, "inference": n_test},
         "phases": phases,

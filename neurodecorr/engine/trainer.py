@@ -266,7 +266,7 @@ def train(config: TrainConfig, out: str | Path | None = None, *, resume: bool = 
                   "inference_per_sample_j": None, "missing_prices": missing}
         log(f"no energy estimate: profile '{profile.name}' gives no {', '.join(missing)}")
     else:
-        report = build_report(counts, profile)
+        report = build_report(counts, profile, stages_deployed=config.decorrelation_rank > 0)
         log(format_report(report))
     if run_dir is not None:
         rundir.plot_learning_curve(run_dir, history, _title(config))

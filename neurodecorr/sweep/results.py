@@ -200,7 +200,8 @@ def _header(rows: list[dict], out_dir: Path) -> list[str]:
             f"{_values(rows, lambda r: r.get('model'))}; epochs {about('epochs')}; seeds "
             f"{_values(rows, lambda r: r.get('seed'))}; {len(rows)} runs.", "",
             "Energy per sample is the chip's estimate for one training sample (training) and one "
-            "test sample (inference, the deployed network: decorrelation folded into the weights). "
+            "test sample (inference, the deployed network: decorrelation folded into the weights, but for a run's "
+            "low-rank stage, `decorrelation_rank`). "
             "Accuracy per µJ: test accuracy (%) divided by µJ per sample. Pareto: no other "
             "configuration is both more accurate and cheaper.", ""]
 
