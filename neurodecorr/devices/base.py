@@ -20,6 +20,12 @@ shared conformance test (`tests/test_conformance.py`) runs over that registry.
     counter               where the device reports its products and writes; the engine reports
                           the rest (neuron updates, forming updates) to the same counter
 
+Optional, for the engine's shortcuts (each is False where a device does not have it):
+exact_neurons (state and activation are the identity: fused neuron kernels), plain_writes
+(write is W − delta: fused into the optimiser), repeatable_products (mvm and activation give
+the same bits for the same operands: a repeated product is taken from the earlier pass and
+reported with count_product(x, W, key), which counts it as mvm does).
+
 `key` is an `ArrayKey` (layer and role). Every device is given its `counter` when it is made;
 the default `NullCounter` counts nothing, so no code checks whether counting is on.
 """
