@@ -100,6 +100,29 @@ def test_device_write_moves_the_array_toward_the_target(name):
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))
+def test_a_device_with_repeatable_products_repeats_them_and_counts_a_repeat_as_a_product(name):
+    """`repeatable_products`: the same operands give the same bits again (for R too, where a
+    residual or sliced R adds counts of its own), and `count_product` counts what `mvm` counts;
+    a device whose reads are noisy does not claim it."""
+    counted, skipped = Counts(), Counts()
+    dev, _, installed, x, _ = _installed(name, counter=counted)
+    repeatable = getattr(dev, "repeatable_products", False)
+    assert repeatable is (PROFILES[name].kind != "crossbar")
+    if not repeatable:
+        return
+    R = np.eye(300, dtype=F32) + np.float32(0.01) * np.random.default_rng(2).standard_normal((300, 300), dtype=F32)
+    dev.install(keys.R(0), R)
+    for key, M in ((keys.W(0), installed), (keys.R(0), R)):
+        first = dev.mvm(x, M, key)
+        np.testing.assert_array_equal(dev.mvm(x, M, key), first)
+        dev.counter = skipped
+        dev.count_product(x, M, key)
+        dev.counter = counted
+    half = {k: n // 2 for k, n in counted.table.items()}  # each product ran twice
+    assert skipped.table == half and counted.products.keys() == skipped.products.keys()
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
 def test_device_reports_to_the_counter_it_was_given(name):
     counts = Counts()
     dev, _, installed, x, e = _installed(name, counter=counts)
