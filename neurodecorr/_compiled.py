@@ -289,6 +289,18 @@ def _nb_seed_delta(R, grad, gain, lr):
         grad[i] = r - gain * (r - lr * grad[i])
 
 
+@_jit
+def _nb_seed_step(R, grad, gain, lr):
+    # `_nb_seed_delta` and R ← R − delta in one pass; returns how many deltas are nonzero
+    changed = 0
+    for i in range(R.size):
+        r = R[i]
+        d = r - gain * (r - lr * grad[i])
+        R[i] = r - d
+        changed += d != 0
+    return changed
+
+
 _U = np.uint64  # offsets as unsigned: numba then drops its negative-index checks and vectorises
 
 

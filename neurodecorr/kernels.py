@@ -450,6 +450,18 @@ def seed_delta_(R: np.ndarray, grad: np.ndarray, gain, lr) -> np.ndarray:
     return grad
 
 
+def seed_step_(R: np.ndarray, grad: np.ndarray, gain, lr) -> int:
+    """`seed_delta_` and the plain write R ← R − delta in one pass (R in place; grad is
+    scratch); returns how many entries' deltas are nonzero (the synapse writes counted)."""
+    gain, lr = DTYPE(gain), DTYPE(lr)
+    if _fused(R, grad) and R.shape == grad.shape:
+        return int(_nb()._nb_seed_step(R.reshape(-1), grad.reshape(-1), gain, lr))
+    delta = seed_delta_(R, grad, gain, lr)
+    changed = count_nonzero(delta)
+    np.subtract(R, delta, out=R)
+    return changed
+
+
 _RUN = 16  # im2col: runs of k·C values at least this long are copied by the compiled kernel
 
 

@@ -104,3 +104,35 @@ def test_seed_update_costs_two_thin_products_not_a_cubic_one(monkeypatch):
     rule = DECOR_RULES["seed"](lr=1e-3)
     rule.update(net, forward(net, Source()(256), track_mean=True), {})
     assert shapes == [((26, D), (26, D))]
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_the_seed_rule_writes_its_change_in_one_pass_on_a_plain_device(side):
+    """On the ideal device (its write is R − delta) the seed rule forms its change and subtracts
+    it in one pass: the same R, bit for bit, and the same counted writes as forming the change
+    and handing it to a device's write."""
+    from neurodecorr.devices.ideal import IdealDevice
+    from neurodecorr.energy import Counts
+    from neurodecorr.nets.spec import spec_from_dict
+    from neurodecorr.rules.decorrelation import Seed
+
+    class Writing(IdealDevice):  # not plain_writes: the rule hands it the change
+        def write(self, array, delta, key):
+            super().write(array, delta, key)
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((40, 12)).astype(DTYPE) @ rng.standard_normal((12, 12)).astype(DTYPE)
+    results = []
+    for device in (IdealDevice(counter=Counts()), Writing(counter=Counts())):
+        net = build_network(spec_from_dict({"hidden": [{"width": 9}]}), 12, 3, True, np.random.default_rng(1))
+        net.install(device)
+        rule = Seed(lr=0.05, side=side)
+        for _ in range(3):
+            rule.update(net, forward(net, x, track_mean=True), {})
+        results.append(([l.R.copy() for l in net.layers], dict(device.counter.table)))
+    assert IdealDevice().plain_writes and not Writing().plain_writes
+    (R1, c1), (R2, c2) = results
+    for a, b in zip(R1, R2):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, np.eye(len(a)))
+    assert c1 == c2 and sum(n for k, n in c1.items() if k[2] == "synapse_writes") > 0

@@ -137,6 +137,21 @@ def test_seed_delta_matches_numpy(x):
     assert np.array_equal(kernels.seed_delta_(R, grad, 1.01, 1e-4), ref)
 
 
+def test_seed_step_is_the_change_then_the_plain_write(x):
+    """One pass, the same bits as `seed_delta_` and R − delta, its count the deltas' nonzeros
+    (a gain of 1 and a zero gradient change nothing); a Fortran-ordered R takes the numpy path."""
+    R = x.reshape(-1, 1)[:50_000].reshape(250, 200).copy()
+    grad = x[:50_000].reshape(250, 200)[::-1].copy()
+    grad[:10] = 0
+    for gain in (1.01, 1.0):
+        delta = kernels.seed_delta_(R, grad.copy(), gain, 1e-4)
+        for layout in (np.ascontiguousarray, np.asfortranarray):
+            ours = layout(R.copy())
+            assert kernels.seed_step_(ours, grad.copy(), gain, 1e-4) == np.count_nonzero(delta)
+            assert np.array_equal(ours, R - delta)
+    assert 0 < np.count_nonzero(kernels.seed_delta_(R, grad.copy(), 1.0, 1e-4)) < R.size
+
+
 @pytest.mark.parametrize("diag", [False, True])
 @pytest.mark.parametrize("key", [None, np.uint64(11)])
 def test_grid_write_matches_numpy(diag, key):

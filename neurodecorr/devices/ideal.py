@@ -80,8 +80,9 @@ class IdealDevice:
         earlier pass on the same operands: a chip computes it again)."""
         self.counter.product(key, x, W.shape[0])
 
-    def written(self, array: np.ndarray, delta: np.ndarray, key: ArrayKey) -> None:
-        """Count the change delta, subtracted from array (by `write`, or fused with the step)."""
+    def written(self, array: np.ndarray, delta: np.ndarray | int, key: ArrayKey) -> None:
+        """Count the change delta (or the number of its nonzero entries), subtracted from array
+        (by `write`, or fused with the step that formed it)."""
         self.counter.writes(key, delta, array.size)
 
     def inference(self) -> IdealDevice:

@@ -66,7 +66,11 @@ class _LocalRule:
             n = subsample_size(trace.batch, self.sample_fraction) * layer.shape.rows
             z_R = self.read(dev, trace.x[:n], layer.R, key)
             dev.counter.update(key, trace.x[:n], z_R)
-            dev.write(layer.R, self.delta(layer.R, trace, n, z_R), key)
+            self.apply(dev, layer.R, trace, n, z_R, key)
+
+    def apply(self, dev, R, trace: LayerTrace, n: int, z_R, key) -> None:
+        """Write the change into R through the device."""
+        dev.write(R, self.delta(R, trace, n, z_R), key)
 
     def read(self, dev, z, R, key):
         """Rᵀz for each sampled z (as rows): the same array read transposed."""
@@ -103,7 +107,7 @@ class Seed(_LocalRule):
     def read(self, dev, z, R, key):
         return dev.mvm_t(z, R, key) if self.side == "left" else dev.mvm(z, R, key)
 
-    def delta(self, R, trace, n, z_R):
+    def _gain_and_grad(self, trace, n, z_R):
         z = trace.x[:n]
         eps = DTYPE(1e-8)
         if self.gain == "unit":
@@ -112,8 +116,20 @@ class Seed(_LocalRule):
             numerator = (trace.centred if self.gain == "centred" else trace.a)[:n]
             gain = np.mean(np.linalg.norm(numerator, axis=1) / (np.linalg.norm(z, axis=1) + eps))
         grad = local_outer(z, z_R) if self.side == "left" else local_outer(z_R, z)  # C R or R C
+        return gain, grad
+
+    def delta(self, R, trace, n, z_R):
+        gain, grad = self._gain_and_grad(trace, n, z_R)
         # R_new = g R − η C (g R) = g (R − η C R)  (or with R C); the change R − R_new, in place
         return kernels.seed_delta_(R, grad, gain, self.lr)
+
+    def apply(self, dev, R, trace, n, z_R, key):
+        if not getattr(dev, "plain_writes", False):
+            return super().apply(dev, R, trace, n, z_R, key)
+        # the device's write is R − delta: form the change and subtract it in one pass, the
+        # same bits as `delta` then `write`
+        gain, grad = self._gain_and_grad(trace, n, z_R)
+        dev.written(R, kernels.seed_step_(R, grad, gain, self.lr), key)
 
 
 @dataclass(frozen=True)
