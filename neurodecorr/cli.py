@@ -160,16 +160,22 @@ def _cmd_energy(args) -> int:
                        f"({type(exc).__name__}: {exc}); is it a neurodecorr run's?") from None
     if not counts.table or not counts.samples.get("training"):
         raise RunError(f"{run / 'energy.json'} holds no operations: the run has not completed an epoch")
+    try:
+        config = rundir.read_json(run / "config.json")
+    except RunError:
+        if not args.profile:  # it names the profile to price with
+            raise
+        config = {}
     if args.profile:
         profile = load_profile(args.profile)
     else:
         try:
-            profile = profile_from_dict(rundir.read_json(run / "config.json")["profile"])
+            profile = profile_from_dict(config["profile"])
         except (KeyError, TypeError) as exc:
             raise RunError(f"{run / 'config.json'} names no profile ({exc}); pass --profile") from None
     try:  # a low-rank stage evaluated in training is part of the deployed network
-        rank = int(rundir.read_json(run / "config.json")["train"].get("decorrelation_rank", 0))
-    except (RunError, KeyError, TypeError, ValueError, AttributeError):
+        rank = int(config["train"].get("decorrelation_rank", 0))
+    except (KeyError, TypeError, ValueError, AttributeError):
         rank = 0
     report = build_report(counts, profile, stages_deployed=rank > 0)
     if args.profile:

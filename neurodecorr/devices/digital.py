@@ -80,18 +80,20 @@ class DigitalDevice(IdealDevice):
         return to_grid(values, step, -top * step, (top - 1) * step, rng)
 
     def mvm(self, x, W, key):
-        self._count_extra(x, W, key)
+        self._count_extra(x, W.shape[0], key)
         return super().mvm(x, W, key)
 
     def count_product(self, x, W, key):
-        self._count_extra(x, W, key)
+        self._count_extra(x, W.shape[0], key)
         super().count_product(x, W, key)
 
-    def _count_extra(self, x, W, key):
-        if self._residual(key):  # the identity: one fixed synapse per input
+    def _count_extra(self, x, n_out, key):
+        """What R's wiring reads beside the array, either way: a residual R's identity (one
+        fixed synapse per input) and a sliced R's second, fine connection."""
+        if self._residual(key):
             self.counter.product(key, x, 1)
-        if self._sliced(key):  # the fine connection reads the same inputs
-            self.counter.product(key, x, W.shape[0])
+        if self._sliced(key):
+            self.counter.product(key, x, n_out)
 
     @property
     def repeatable_products(self) -> bool:
@@ -99,10 +101,7 @@ class DigitalDevice(IdealDevice):
         return type(self).mvm is DigitalDevice.mvm and type(self).activation is DigitalDevice.activation
 
     def mvm_t(self, e, W, key):
-        if self._residual(key):
-            self.counter.product(key, e, 1)
-        if self._sliced(key):
-            self.counter.product(key, e, W.shape[1])
+        self._count_extra(e, W.shape[1], key)
         return super().mvm_t(e, W, key)
 
     def activation(self, a):
