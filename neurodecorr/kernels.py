@@ -316,6 +316,19 @@ def adam_(g: np.ndarray, m: np.ndarray, v: np.ndarray, b1, b2, lr_t, eps_t,
     """Adam's moment updates and step, in place: m ← b1·m + (1−b1)·g, v ← b2·v + (1−b2)·g²,
     g ← lr_t · m / (√v + eps_t); with `apply_to`, also apply_to ← apply_to − g in the same pass.
     All float32 (the scalars too); returns g, the step."""
+    _adam(g, m, v, b1, b2, lr_t, eps_t, apply_to, count=False)
+    return g
+
+
+def adam_apply_(g: np.ndarray, m: np.ndarray, v: np.ndarray, b1, b2, lr_t, eps_t,
+                W: np.ndarray) -> int:
+    """`adam_` with the step subtracted from W in the same pass; returns how many entries of
+    the step are nonzero (the synapse writes a device whose write is plain counts), counted in
+    that pass too. g holds the step afterwards."""
+    return _adam(g, m, v, b1, b2, lr_t, eps_t, W, count=True)
+
+
+def _adam(g, m, v, b1, b2, lr_t, eps_t, apply_to, count: bool) -> int:
     if not g.shape == m.shape == v.shape or (apply_to is not None and apply_to.shape != g.shape):
         raise ValueError(f"Adam: gradient {g.shape}, moments {m.shape}, {v.shape} and weights "
                          f"{None if apply_to is None else apply_to.shape} differ in shape")
@@ -323,13 +336,12 @@ def adam_(g: np.ndarray, m: np.ndarray, v: np.ndarray, b1, b2, lr_t, eps_t,
     arrays = (g, m, v) if apply_to is None else (g, m, v, apply_to)
     if _fused(*arrays):
         W = g if apply_to is None else apply_to
-        _nb()._nb_adam(g.reshape(-1), m.reshape(-1), v.reshape(-1), b1, b2, lr_t, eps_t, W.reshape(-1),
-                 apply_to is not None)
-    else:
-        _np_adam(g, m, v, b1, b2, lr_t, eps_t)
-        if apply_to is not None:
-            np.subtract(apply_to, g, out=apply_to)
-    return g
+        return int(_nb()._nb_adam(g.reshape(-1), m.reshape(-1), v.reshape(-1), b1, b2, lr_t, eps_t,
+                                  W.reshape(-1), apply_to is not None))
+    _np_adam(g, m, v, b1, b2, lr_t, eps_t)
+    if apply_to is not None:
+        np.subtract(apply_to, g, out=apply_to)
+    return count_nonzero(g) if count else 0
 
 
 def leaky_relu(h: np.ndarray, slope) -> np.ndarray:

@@ -130,6 +130,22 @@ def test_max_abs_diff(x):
     assert kernels.max_abs_diff(x[:0], y[:0]) == 0.0
 
 
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 23, 64])
+def test_max_abs_diff_finds_the_peak_and_a_nan_at_every_position(n):
+    """The kernel keeps eight running maxima and a tail: the largest entry, or a NaN (which
+    wins, as in numpy's max, also when a larger value follows it), wherever it sits."""
+    rng = np.random.default_rng(n)
+    a, b = rng.standard_normal(n).astype(DTYPE), rng.standard_normal(n).astype(DTYPE)
+    for i in range(n):
+        top = a.copy()
+        top[i] = 100.0
+        assert kernels.max_abs_diff(top, b) == float(np.max(np.abs(top - b)))
+        bad = top.copy()
+        bad[i] = np.nan
+        bad[(i + 1) % n] = 1e30 if n > 1 else bad[0]  # a larger value after the NaN
+        assert np.isnan(kernels.max_abs_diff(bad, b))
+
+
 def test_seed_delta_matches_numpy(x):
     R, grad = x.reshape(-1, 1)[:50_000].reshape(250, 200), x[:50_000].reshape(250, 200)[::-1].copy()
     ref = grad.copy()
@@ -234,6 +250,34 @@ def test_adam_applied_to_the_weights_is_adam_then_the_subtraction(x):
     fused = W.copy()
     assert np.array_equal(kernels.adam_(x.copy(), m, v, 0.9, 0.999, 1e-3, 1e-8, apply_to=fused), step)
     assert np.array_equal(fused, W - step)
+
+
+@pytest.mark.parametrize("n", [1, 3, 9, 17])
+def test_max_abs_diff_of_a_residual_array_at_every_position(n):
+    """max |a − I − b|, row by row around the diagonal: the peak or a NaN wherever it sits."""
+    rng = np.random.default_rng(n)
+    a, b = (np.eye(n) + rng.standard_normal((n, n))).astype(DTYPE), rng.standard_normal((n, n)).astype(DTYPE)
+    eye = np.eye(n, dtype=DTYPE)
+    for i in range(n * n):
+        top = a.copy()
+        top.flat[i] = 100.0
+        assert kernels.max_abs_diff(top, b, diag=True) == float(np.max(np.abs(top - eye - b)))
+        top.flat[i] = np.nan
+        assert np.isnan(kernels.max_abs_diff(top, b, diag=True))
+
+
+def test_adam_applied_counts_the_entries_it_changed(x):
+    """`adam_apply_` is `adam_` with the subtraction, and counts the step's nonzero entries (the
+    synapse writes) in that pass: the count of the step itself, also with exact zeros in it."""
+    W = np.cos(x)
+    g = x.copy()
+    g[::5] = 0.0  # no gradient and no moment: a zero step, no write
+    m, v = np.zeros_like(x), np.zeros_like(x)
+    step = kernels.adam_(g.copy(), m.copy(), v.copy(), 0.9, 0.999, 1e-3, 1e-8)
+    fused, g2 = W.copy(), g.copy()
+    changed = kernels.adam_apply_(g2, m, v, 0.9, 0.999, 1e-3, 1e-8, fused)
+    assert np.array_equal(g2, step) and np.array_equal(fused, W - step)
+    assert changed == np.count_nonzero(step) == x.size - len(x[::5])
 
 
 def test_only_the_plain_subtraction_is_fused_into_the_optimiser():

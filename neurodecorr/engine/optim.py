@@ -31,6 +31,7 @@ class Optimizer(Protocol):
     def from_config(cls, config) -> Optimizer: ...
     def next_step(self) -> None: ...
     def step(self, key: ArrayKey, grad: np.ndarray, apply_to: np.ndarray | None = None) -> np.ndarray: ...
+    def apply(self, key: ArrayKey, grad: np.ndarray, W: np.ndarray) -> int: ...
 
 
 def _slot(state: dict[str, np.ndarray], name: str, like: np.ndarray) -> np.ndarray:
@@ -66,6 +67,11 @@ class SGD:
             np.subtract(apply_to, grad, out=apply_to)
         return grad
 
+    def apply(self, key: ArrayKey, grad: np.ndarray, W: np.ndarray) -> int:
+        """`step` with the step subtracted from W (a device whose write is the plain
+        subtraction); returns how many of W's entries it changed, for `written`."""
+        return kernels.count_nonzero(self.step(key, grad, apply_to=W))
+
 
 @dataclass
 class Adam:
@@ -91,13 +97,22 @@ class Adam:
     def step(self, key: ArrayKey, grad: np.ndarray, apply_to: np.ndarray | None = None) -> np.ndarray:
         """The step for the array `key` from `grad`, in grad's buffer; apply_to: also subtracted
         from this array in the same pass."""
+        return kernels.adam_(grad, *self._moments(key, grad), apply_to)
+
+    def apply(self, key: ArrayKey, grad: np.ndarray, W: np.ndarray) -> int:
+        """`step` subtracted from W in the same pass, which also counts the entries it changed
+        (returned, for `written`: no second pass over the step)."""
+        return kernels.adam_apply_(grad, *self._moments(key, grad), W)
+
+    def _moments(self, key: ArrayKey, grad: np.ndarray):
+        """(m, v, b1, b2, lr_t, eps_t) of the array `key` at this time step."""
         b1, b2 = (DTYPE(b) for b in self.betas)
         t = int(self.state["t"])
         m = _slot(self.state, f"{key.name}.m", grad)
         v = _slot(self.state, f"{key.name}.v", grad)
         correction = np.sqrt(1 - float(b2) ** t)
         lr_t = self.lr * correction / (1 - float(b1) ** t)
-        return kernels.adam_(grad, m, v, b1, b2, lr_t, self.eps * correction, apply_to)
+        return m, v, b1, b2, lr_t, self.eps * correction
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

@@ -42,7 +42,7 @@ def train_step(learner: Learner, x: np.ndarray, labels: np.ndarray, rng: np.rand
             local_outer(e, trace.x, out=grad, samples=trace.batch)  # conv: summed over positions
             device.counter.update(w_key, e, trace.x)
             if getattr(device, "plain_writes", False):  # the step subtracted as it is formed
-                device.written(layer.W, learner.optimizer.step(w_key, grad, apply_to=layer.W), w_key)
+                device.written(layer.W, learner.optimizer.apply(w_key, grad, layer.W), w_key)
             else:
                 device.write(layer.W, learner.optimizer.step(w_key, grad), w_key)
             bias_grad = kernels.column_sum(e) / DTYPE(trace.batch)  # the mean over samples, summed over positions
