@@ -8,7 +8,8 @@
    energy counters and the process's peak memory (goal ≤ 1 GiB).
 2. Whole `train` runs of the demo's net (small-mlp, 1 epoch on --chip-samples samples, the test
    set's evaluation, counters and report) on each shipped chip, as a ratio to the same run on
-   ideal (goals: digital ≤ 1.3×, crossbar ≤ 2×).
+   ideal timed right before it (the best of --chip-repeats pairs; goals: digital ≤ 1.3×,
+   crossbar ≤ 2×).
 
 Run: `make bench` or `.venv/bin/python benchmarks/train_throughput.py [--steps N]`. The element-wise
 kernels are numba's unless NEURODECORR_KERNELS=numpy (then the numpy fallback is measured).
@@ -108,6 +109,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--chip-samples", type=int, default=60000,
                    help="training samples of each whole run in the chip comparison (default: an epoch)")
+    p.add_argument("--chip-repeats", type=int, default=2,
+                   help="chip runs per setting, each beside its own ideal run; the best of each is compared")
     args = p.parse_args(argv)
     data = load_dataset("fashion-mnist")
     from neurodecorr import kernels
@@ -147,7 +150,7 @@ def main(argv=None) -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
     print(f"\npeak resident memory of this process (paper-mlp runs above): {peak:.2f} GiB "
           f"(goal ≤ 1 GiB: {'met' if peak <= 1 else 'NOT met'})")
-    chip_runs(data, args.chip_samples)
+    chip_runs(data, args.chip_samples, args.chip_repeats)
     return 0
 
 
@@ -157,36 +160,47 @@ CHIP_RUNS = (("bp", "none"), ("bp", "seed"), ("fa", "seed"), ("np", "seed"))
 CHIP_GOALS = {"digital": 1.3, "crossbar": 2.0}  # issue 14: time of a run against ideal
 
 
-def chip_runs(data, samples: int) -> None:
+def chip_runs(data, samples: int, repeats: int = 2) -> None:
     """Whole `train` runs (1 epoch on `samples` training samples, the evaluation on the test set,
-    energy counters and report) of the demo's net on each chip, against the same run on ideal."""
+    energy counters and report) of the demo's net on each chip, against the same run on ideal.
+    Each chip run is paired with an ideal run of the same settings right before it, `repeats`
+    times, and the ratio is the best chip time over the best of its own ideal runs: a shared
+    host's rate drifts by tens of percent from one minute to the next, neighbours see the same."""
     from neurodecorr.devices.loader import load_profile
     from neurodecorr.engine.trainer import train
 
+    def timed(profile, rule, decor):
+        cfg = TrainConfig(dataset="fashion-mnist", model="small-mlp", rule=rule, decor=decor,
+                          profile=profile, epochs=1, train_samples=samples)
+        t = time.perf_counter()
+        train(cfg, data=data, progress=False, log=lambda _: None)
+        return time.perf_counter() - t
+
     print(f"\nChips against ideal: whole runs of small-mlp (the demo's net), 1 epoch on {samples} "
-          "samples and the evaluation on the test set; each run's time over the same run on ideal")
+          f"samples and the evaluation on the test set; each run's best time of {repeats} over the best "
+          "of the same run on ideal, each timed right before it")
     print("| profile | " + " | ".join(f"{r} {d}" for r, d in CHIP_RUNS) + " | worst | goal |")
     print("|---|" + "---|" * (len(CHIP_RUNS) + 2))
-    ideal = {}
-    for profile in CHIP_PROFILES:
-        times = []
+    ideal_all = {run: [] for run in CHIP_RUNS}
+    rows = []
+    for profile in CHIP_PROFILES[1:]:
+        ratios = []
         for rule, decor in CHIP_RUNS:
-            cfg = TrainConfig(dataset="fashion-mnist", model="small-mlp", rule=rule, decor=decor,
-                              profile=profile, epochs=1, train_samples=samples)
-            t = time.perf_counter()
-            train(cfg, data=data, progress=False, log=lambda _: None)
-            times.append(time.perf_counter() - t)
-            print(f"  {profile} {rule} {decor}: {times[-1]:.2f} s", file=sys.stderr)
-        if profile == "ideal":
-            ideal = dict(zip(CHIP_RUNS, times))
-            print(f"| {profile} | " + " | ".join(f"{t:.2f} s" for t in times)
-                  + f" | {max(times):.2f} s | (the baseline) |")
-            continue
-        ratios = [t / ideal[run] for run, t in zip(CHIP_RUNS, times)]
+            ideal, chip = [], []
+            for _ in range(repeats):
+                ideal.append(timed("ideal", rule, decor))
+                chip.append(timed(profile, rule, decor))
+            ideal_all[rule, decor] += ideal
+            ratios.append(min(chip) / min(ideal))
+            print(f"  {profile} {rule} {decor}: {min(chip):.2f} s, ideal beside it {min(ideal):.2f} s",
+                  file=sys.stderr)
         limit = CHIP_GOALS[load_profile(profile).kind]
         worst = max(ratios)
-        print(f"| {profile} | " + " | ".join(f"{r:.2f}×" for r in ratios)
-              + f" | {worst:.2f}× | ≤ {limit}×: {'met' if worst <= limit else 'NOT met'} |")
+        rows.append(f"| {profile} | " + " | ".join(f"{r:.2f}×" for r in ratios)
+                    + f" | {worst:.2f}× | ≤ {limit}×: {'met' if worst <= limit else 'NOT met'} |")
+    best = [min(ideal_all[run]) for run in CHIP_RUNS]
+    print("| ideal (best) | " + " | ".join(f"{t:.2f} s" for t in best) + f" | {max(best):.2f} s | (the baseline) |")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":
