@@ -255,8 +255,9 @@ def _nb_peak_at(a, b, i, diff):
 
 @numba.njit(inline="always", cache=True, error_model="numpy")
 def _nb_peak_range(a, b, lo, hi, top, diff):
-    # max(top, max |a[i] − b[i]| (diff) or |a[i]| for lo ≤ i < hi) in eight running maxima:
-    # independent chains (one chain waits on each comparison, 1.3× the time here)
+    # max(top, max |a[i] − b[i]| (diff) or |a[i]| for lo ≤ i < hi) in eight running maxima,
+    # independent chains: one chain waits on each comparison (max |a − b| of 200k entries took
+    # 1.9× the time here, the DAC's row peaks 1.6×)
     t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = np.float32(0)
     k = lo + (hi - lo) // 8 * 8
     for s in range(lo, k, 8):
