@@ -447,6 +447,9 @@ def grid_write_(array: np.ndarray, delta: np.ndarray, step, lo, hi, key: np.uint
     step, lo, hi = DTYPE(step), DTYPE(lo), DTYPE(hi)
     if not _fused(array, delta) or array.shape != delta.shape or array.ndim > 2:
         return _np_grid_write(array, delta, step, lo, hi, key, diag)
+    if not diag:
+        return int(_nb()._nb_grid_write_flat(array.reshape(-1), delta.reshape(-1), step, lo, hi,
+                                             np.uint64(0) if key is None else key, key is not None))
     a2, d2 = (array.reshape(1, -1), delta.reshape(1, -1)) if array.ndim < 2 else (array, delta)
     return int(_nb()._nb_grid_write(a2, d2, step, lo, hi, np.uint64(0) if key is None else key,
                               key is not None, diag))

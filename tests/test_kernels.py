@@ -185,6 +185,26 @@ def test_grid_write_matches_numpy(diag, key):
     assert kernels.max_abs_diff(array, delta, diag) == float(np.max(np.abs(array - offset - delta)))
 
 
+@pytest.mark.parametrize("key", [None, np.uint64(11)])
+def test_the_flat_grid_write_stores_the_bits_of_the_row_by_row_one(key):
+    """Without the identity the write runs as one flat loop: the same bits as the row-by-row
+    kernel, signed zeros included (a value rounded to −0.0 is stored as +0.0 by both)."""
+    pytest.importorskip("numba")
+    from neurodecorr import _compiled
+
+    rng = np.random.default_rng(9)
+    step = 2.0 ** -7
+    array = (np.round(rng.standard_normal((64, 37)) * 3) * step).astype(DTYPE)
+    delta = (rng.standard_normal((64, 37)) * step).astype(DTYPE)
+    delta[:8] = array[:8] + F32(1e-4) * step  # these round to −0.0
+    flat, rows = array.copy(), array.copy()
+    moved = kernels.grid_write_(flat, delta, step, -128, 127, key)
+    k = np.uint64(0) if key is None else key
+    assert moved == _compiled._nb_grid_write(rows, delta, F32(step), F32(-128), F32(127), k, key is not None, False)
+    assert np.array_equal(flat.view(np.uint32), rows.view(np.uint32))
+    assert not np.signbit(flat[:8][flat[:8] == 0]).any()
+
+
 def test_normals_are_standard_normal_and_match_the_fallback():
     from scipy import stats
 
