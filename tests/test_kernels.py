@@ -308,11 +308,14 @@ def test_only_the_plain_subtraction_is_fused_into_the_optimiser():
     assert fused == {"ideal"}
 
 
-@pytest.mark.parametrize("k, s, p, C", [(3, 1, 1, 1), (3, 2, 1, 16), (5, 1, 2, 4), (3, 1, 0, 8), (3, 3, 2, 6)])
+@pytest.mark.parametrize("k, s, p, C", [(3, 1, 1, 1), (3, 2, 1, 16), (5, 1, 2, 4), (3, 1, 0, 8), (3, 3, 2, 6),
+                                        (3, 1, 1, 3), (5, 2, 2, 1), (3, 2, 2, 2)])
 def test_im2col_and_col2im_match_numpy(k, s, p, C):
     """Patches are copies (identical); their transpose sums in another order (within 1e-6).
-    k·C below 16 takes numpy's copies in both; the rest the compiled kernel, padding and
-    border (p up to k − 1) included."""
+    k·C below `kernels._RUN` (one channel, 3×3) takes numpy's copies; the rest the compiled
+    kernel, short runs (3 channels, or one under a 5×5 kernel), padding and border (p up to
+    k − 1) included."""
+    assert (k * C >= kernels._RUN) == (C > 1 or k > 3)
     rng = np.random.default_rng(3)
     image = rng.standard_normal((3, 9, 8, C)).astype(F32)
     ho, wo = (9 + 2 * p - k) // s + 1, (8 + 2 * p - k) // s + 1
