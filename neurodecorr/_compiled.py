@@ -214,20 +214,31 @@ def _nb_accumulate(acc, change, step, limit, n):
 
 
 @_jit
-def _nb_pulse(w, n, eps, coeff, normals, lo, hi):
-    k = 0
-    for i in range(w.size):
-        wi = w[i]
-        if n[i] != 0:
-            wi += n[i] * eps + coeff * np.sqrt(abs(n[i])) * eps * normals[k]
-            k += 1
-        w[i] = lo if wi < lo else (hi if wi > hi else wi)
+def _nb_pulse_counts(change, step, per_device, limit, key, n):
+    # n = stochastic_round(change / max(step, 1e-12)), clipped to ±limit (`_nb_round`'s draw i)
+    floor = np.float32(1e-12)
+    for i in range(change.size):
+        s = step[i] if per_device else step[0]
+        n[i] = _nb_round(change[i] / (s if s > floor else floor), -limit, limit, key, i, True)
 
 
 @_jit
-def _nb_rram_pulse(w, n, dw, ud, soft, w_min, w_max, ctoc, normals):
+def _nb_pulse(w, n, eps, coeff, lo, hi, key, key2, k, zw, f):
+    moved = 0
+    for i in range(w.size):
+        wi = w[i]
+        if n[i] != 0:
+            z = _nb_normal_at(key, key2, i, k, zw, f)
+            wi += n[i] * eps + coeff * np.sqrt(abs(n[i])) * eps * z
+            moved += 1
+        w[i] = lo if wi < lo else (hi if wi > hi else wi)
+    return moved
+
+
+@_jit
+def _nb_rram_pulse(w, n, dw, ud, soft, w_min, w_max, ctoc, key, key2, k, zw, f):
     one, zero = np.float32(1), np.float32(0)
-    k = 0
+    moved = 0
     for i in range(w.size):
         wi = w[i]
         ni = n[i]
@@ -237,9 +248,11 @@ def _nb_rram_pulse(w, n, dw, ud, soft, w_min, w_max, ctoc, normals):
             if soft:
                 step = step * ((one - wi / w_max) if up else (one - wi / w_min))
             step = step if step > zero else zero
-            wi = wi + ni * step + (ctoc * step * np.sqrt(abs(ni))) * normals[k]
-            k += 1
+            z = _nb_normal_at(key, key2, i, k, zw, f)
+            wi = wi + ni * step + (ctoc * step * np.sqrt(abs(ni))) * z
+            moved += 1
         w[i] = w_min if wi < w_min else (w_max if wi > w_max else wi)
+    return moved
 
 
 @numba.njit(inline="always", cache=True, error_model="numpy")

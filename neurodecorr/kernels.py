@@ -128,14 +128,19 @@ def _py_normal_slow(key2, i, hz, iz):
 
 
 def _np_normals(n, key):
+    return _np_normals_at(np.arange(n, dtype=np.uint64), key)
+
+
+def _np_normals_at(index: np.ndarray, key):
+    """The normals of elements `index` (uint64) of `key`'s stream: `normals`' values there."""
     with np.errstate(over="ignore"):
-        z = _mix(np.arange(n, dtype=np.uint64) * _GOLDEN + key)
+        z = _mix(index * _GOLDEN + key)
     hz = (z >> np.uint64(32)).astype(np.int64) - 2**31
     iz = (z & np.uint64(127)).astype(np.int64)
     out = (hz * _ZIG_W[iz]).astype(DTYPE)
     key2 = _second_key(key)
-    for i in np.flatnonzero(np.abs(hz) >= _ZIG_K[iz]):
-        out[i] = _py_normal_slow(key2, int(i), int(hz[i]), int(iz[i]))
+    for j in np.flatnonzero(np.abs(hz) >= _ZIG_K[iz]):
+        out[j] = _py_normal_slow(key2, int(index[j]), int(hz[j]), int(iz[j]))
     return out
 
 
@@ -192,14 +197,25 @@ def _np_accumulate(acc, change, step, limit):
     return n
 
 
-def _np_pulse(w, n, eps, coeff, normals, lo, hi):
+def _np_pulse_counts(change, step, limit, key):
+    floor = DTYPE(1e-12)
+    n = change / np.where(step > floor, step, floor)
+    return _np_to_grid(np.ascontiguousarray(n, dtype=DTYPE), DTYPE(1), -limit, limit, key)
+
+
+def _pulse_normals(n, key):
+    """The normals of the pulsed devices (n ≠ 0), in order: each device i's normal i of `key`."""
+    return _np_normals_at(np.flatnonzero(n).astype(np.uint64), key)
+
+
+def _np_pulse(w, n, eps, coeff, key, lo, hi):
     moved = n != 0
     inc = n[moved] * eps
-    w[moved] += inc + coeff * np.sqrt(np.abs(n[moved])) * eps * normals
+    w[moved] += inc + coeff * np.sqrt(np.abs(n[moved])) * eps * _pulse_normals(n, key)
     np.clip(w, lo, hi, out=w)
 
 
-def _np_rram_pulse(w, n, dw, ud, soft, w_min, w_max, ctoc, normals):
+def _np_rram_pulse(w, n, dw, ud, soft, w_min, w_max, ctoc, key):
     moved = n != 0
     n_m, w_m, dw_m, ud_m = n[moved], w[moved], dw[moved], ud[moved]
     up = n_m > 0
@@ -208,7 +224,7 @@ def _np_rram_pulse(w, n, dw, ud, soft, w_min, w_max, ctoc, normals):
         step = step * np.where(up, 1 - w_m / w_max, 1 - w_m / w_min)
     step = np.maximum(step, 0)
     noise = ctoc * step * np.sqrt(np.abs(n_m))
-    w[moved] = w_m + n_m * step + noise * normals
+    w[moved] = w_m + n_m * step + noise * _pulse_normals(n, key)
     np.clip(w, w_min, w_max, out=w)
 
 
@@ -399,35 +415,48 @@ def accumulate_pulses_(acc: np.ndarray, change: np.ndarray, step, limit) -> np.n
     return n
 
 
+def pulses(change: np.ndarray, step, limit, key: np.uint64) -> np.ndarray:
+    """Each device's pulses for a requested change: stochastic_round(change / step) (step a
+    scalar or one per device, floored at 1e-12), at most `limit` either way (float32 integers),
+    the rounding drawn from `key` as `to_grid` draws it. One pass."""
+    change = np.ascontiguousarray(change, dtype=DTYPE)
+    limit = DTYPE(min(limit, 2**31))
+    per_device = np.ndim(step) > 0
+    step = np.ascontiguousarray(step, dtype=DTYPE)
+    if not _fused(change) or (per_device and step.shape != change.shape):
+        return _np_pulse_counts(change, step, limit, key)
+    n = np.empty_like(change)
+    _nb()._nb_pulse_counts(change.reshape(-1), step.reshape(-1), per_device, limit, key, n.reshape(-1))
+    return n
+
+
 def pulse_(w: np.ndarray, n: np.ndarray, eps, coeff, rng: np.random.Generator, bounds) -> int:
-    """n pulses of size eps on each device w (in place), with relative noise coeff·√|n| drawn
-    from `rng` (one normal per pulsed device, in order), then w clipped to `bounds`.
-    Returns how many devices were pulsed."""
-    moved = int(np.count_nonzero(n))
+    """n pulses of size eps on each device w (in place), with relative noise coeff·√|n| (device
+    i's normal is normal i of one key drawn from `rng`, as `normals` draws them), then w
+    clipped to `bounds`. Returns how many devices were pulsed."""
     eps, coeff = DTYPE(eps), DTYPE(coeff)
     lo, hi = DTYPE(bounds[0]), DTYPE(bounds[1])
-    normals = rng.standard_normal(moved, dtype=DTYPE) if moved else np.empty(0, DTYPE)
+    key = draw_key(rng)
     if _fused(w, n) and w.shape == n.shape:
-        _nb()._nb_pulse(w.reshape(-1), n.reshape(-1), eps, coeff, normals, lo, hi)
-    else:
-        _np_pulse(w, n, eps, coeff, normals, lo, hi)
-    return moved
+        return int(_nb()._nb_pulse(w.reshape(-1), n.reshape(-1), eps, coeff, lo, hi,
+                                   key, _second_key(key), _ZIG_K, _ZIG_W, _ZIG_F))
+    _np_pulse(w, n, eps, coeff, key, lo, hi)
+    return int(np.count_nonzero(n))
 
 
 def rram_pulse_(w: np.ndarray, n: np.ndarray, dw: np.ndarray, ud: np.ndarray, soft_bounds: bool,
                 bounds, ctoc, rng: np.random.Generator) -> int:
     """n pulses on each RRAM device w (in place): a step dw·(1 ± ud) up or down, with soft bounds
-    × (1 − w/w_max) up, × (1 − w/w_min) down, cycle-to-cycle noise ctoc·step·√|n| (one normal
-    per pulsed device from `rng`, in order), then w clipped to bounds. Returns the count pulsed."""
-    moved = int(np.count_nonzero(n))
+    × (1 − w/w_max) up, × (1 − w/w_min) down, cycle-to-cycle noise ctoc·step·√|n| (device i's
+    normal as in `pulse_`), then w clipped to bounds. Returns the count pulsed."""
     w_min, w_max, ctoc = DTYPE(bounds[0]), DTYPE(bounds[1]), DTYPE(ctoc)
-    normals = rng.standard_normal(moved, dtype=DTYPE) if moved else np.empty(0, DTYPE)
+    key = draw_key(rng)
     if _fused(w, n, dw, ud) and w.shape == n.shape == dw.shape == ud.shape:
-        _nb()._nb_rram_pulse(w.reshape(-1), n.reshape(-1), dw.reshape(-1), ud.reshape(-1), bool(soft_bounds),
-                       w_min, w_max, ctoc, normals)
-    else:
-        _np_rram_pulse(w, n, dw, ud, soft_bounds, w_min, w_max, ctoc, normals)
-    return moved
+        return int(_nb()._nb_rram_pulse(w.reshape(-1), n.reshape(-1), dw.reshape(-1), ud.reshape(-1),
+                                        bool(soft_bounds), w_min, w_max, ctoc,
+                                        key, _second_key(key), _ZIG_K, _ZIG_W, _ZIG_F))
+    _np_rram_pulse(w, n, dw, ud, soft_bounds, w_min, w_max, ctoc, key)
+    return int(np.count_nonzero(n))
 
 
 def max_abs_diff(a: np.ndarray, b: np.ndarray, diag: bool = False) -> float:

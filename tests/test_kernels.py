@@ -116,8 +116,8 @@ def test_accumulator_and_pulses_match_numpy(x):
     assert np.abs(n_ours).max() > 0 and np.abs(acc_ours).max() < 0.002
     w_ours, w_ref = np.tanh(x), np.tanh(x)
     moved = kernels.pulse_(w_ours, n_ours, 0.01, 0.3, np.random.default_rng(4), (-1, 1))
-    normals = np.random.default_rng(4).standard_normal(moved, dtype=DTYPE)
-    kernels._np_pulse(w_ref, n_ours, F32(0.01), F32(0.3), normals, F32(-1), F32(1))
+    key = kernels.draw_key(np.random.default_rng(4))
+    kernels._np_pulse(w_ref, n_ours, F32(0.01), F32(0.3), key, F32(-1), F32(1))
     assert moved == np.count_nonzero(n_ours) and np.array_equal(w_ours, w_ref)
     assert np.abs(w_ours).max() <= 1
 
@@ -258,9 +258,44 @@ def test_rram_pulses_match_numpy(soft):
     ud = (0.05 * rng.standard_normal(w.shape)).astype(DTYPE)
     ours, ref = w.copy(), w.copy()
     moved = kernels.rram_pulse_(ours, n, dw, ud, soft, (-0.6, 0.6), 0.3, np.random.default_rng(1))
-    normals = np.random.default_rng(1).standard_normal(moved, dtype=DTYPE)
-    kernels._np_rram_pulse(ref, n, dw, ud, soft, F32(-0.6), F32(0.6), F32(0.3), normals)
+    key = kernels.draw_key(np.random.default_rng(1))
+    kernels._np_rram_pulse(ref, n, dw, ud, soft, F32(-0.6), F32(0.6), F32(0.3), key)
     assert moved == np.count_nonzero(n) and np.array_equal(ours, ref)
+
+
+def test_pulse_noise_is_each_devices_normal_of_one_key():
+    """Device i's cycle-to-cycle noise is normal i of the call's key: the same whichever other
+    devices pulse (so a device's noise does not shift when another one's count changes)."""
+    w = np.zeros(4000, DTYPE)
+    n = np.zeros_like(w)
+    n[::3] = 1
+    kernels.pulse_(w, n, 0.01, 0.5, np.random.default_rng(8), (-1, 1))
+    z = kernels.normals(w.shape, np.random.default_rng(8))
+    np.testing.assert_allclose(w[::3], 0.01 + 0.5 * 0.01 * z[::3], rtol=1e-6, atol=1e-9)
+    assert np.all(w[1::3] == 0) and np.all(w[2::3] == 0)
+
+
+@pytest.mark.parametrize("per_device", [False, True])
+def test_pulse_counts_round_stochastically_within_the_limit(per_device):
+    rng = np.random.default_rng(3)
+    change = (rng.standard_normal((60, 70)) * 0.05).astype(DTYPE)
+    step = (np.abs(0.01 + 0.003 * rng.standard_normal(change.shape)).astype(DTYPE) if per_device
+            else DTYPE(0.01))
+    if per_device:
+        step[0, :5] = 0  # a device with no step: divided by the floor, so at the limit
+    key = kernels.draw_key(np.random.default_rng(2))
+    n = kernels.pulses(change, step, 3, key)
+    # the same as stochastic rounding of change / step (the floored step), then the limit
+    scaled = change / np.where(step > F32(1e-12), step, F32(1e-12))
+    expected = np.clip(kernels.to_grid(scaled, 1.0, -np.inf, np.inf, key), -3, 3)
+    assert np.array_equal(n, expected)
+    assert np.array_equal(n, kernels._np_pulse_counts(change, np.asarray(step, DTYPE), F32(3), key))
+    assert np.abs(n).max() == 3 and np.all(n == np.rint(n))
+    if per_device:
+        assert np.all(np.abs(n[0, :5]) == 3) or np.all(change[0, :5] == 0)
+    else:  # unbiased: the mean count is the mean of change / step
+        many = kernels.pulses(np.full(200_000, 0.0037, DTYPE), DTYPE(0.01), 3, key)
+        assert many.mean() == pytest.approx(0.37, abs=0.005)
 
 
 def test_adam_applied_to_the_weights_is_adam_then_the_subtraction(x):

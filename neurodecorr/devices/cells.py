@@ -76,8 +76,9 @@ class RRAMCells:
         return {"dw": dw, "ud": ud}
 
     def step(self, params: dict) -> np.ndarray:
-        """Each device's own step (the direct mechanism's pulse count uses it)."""
-        return np.maximum(params["dw"], DTYPE(1e-12))
+        """Each device's own step (the direct mechanism's pulse count uses it); 0 for a device
+        whose spread left it none (divide by it floored, as `kernels.pulses` does)."""
+        return params["dw"]
 
     def nominal_step(self) -> float:
         """The step the periphery knows: dw_min (aihwkit's weight granularity)."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 import numpy as np
 
 from neurodecorr import kernels
-from neurodecorr.devices.quantise import stochastic_round
 from neurodecorr.keys import ArrayKey
 from neurodecorr.numerics import DTYPE
 
@@ -31,10 +30,9 @@ F32_BYTES = 4
 
 
 def direct_pulses(cells, change: np.ndarray, params: dict, rng) -> np.ndarray:
-    """n = stochastic_round(change / step), at most the cells' pulse limit either way."""
-    limit = cells.limit()
-    n = stochastic_round(change / cells.step(params), rng)
-    return np.clip(n, -limit, limit, out=n) if limit < np.iinfo(np.int32).max else n
+    """n = stochastic_round(change / step), at most the cells' pulse limit either way (one pass,
+    one draw of `rng`)."""
+    return kernels.pulses(change, cells.step(params), cells.limit(), kernels.draw_key(rng))
 
 
 class Direct:

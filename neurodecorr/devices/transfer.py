@@ -106,7 +106,7 @@ class Transfer:
         if self.variant == "tiki-taka":
             n = direct_pulses(cells, DTYPE(spec.transfer_lr) * v, params_C, dev.rng)
         else:
-            n = self._buffered(key, cols, v, chop, cells.step(params_C))
+            n = self._buffered(key, cols, v, chop, np.maximum(cells.step(params_C), DTYPE(1e-12)))
         cells.pulse(C_cols, n, params_C, dev.rng)
         C[:, cols] = C_cols
         moved = np.zeros(C.shape, dtype=bool)
