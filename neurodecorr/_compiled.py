@@ -19,6 +19,7 @@ from neurodecorr.kernels import (
     _SUB,
     _TO_UNIT,
     _ZIG_R,
+    MIN_STEP,
 )
 
 _jit = numba.njit(nogil=True, cache=True, error_model="numpy")  # no zero-division checks: SIMD
@@ -215,11 +216,10 @@ def _nb_accumulate(acc, change, step, limit, n):
 
 @_jit
 def _nb_pulse_counts(change, step, per_device, limit, key, n):
-    # n = stochastic_round(change / max(step, 1e-12)), clipped to ±limit (`_nb_round`'s draw i)
-    floor = np.float32(1e-12)
+    # n = stochastic_round(change / max(step, MIN_STEP)), clipped to ±limit (`_nb_round`'s draw i)
     for i in range(change.size):
         s = step[i] if per_device else step[0]
-        n[i] = _nb_round(change[i] / (s if s > floor else floor), -limit, limit, key, i, True)
+        n[i] = _nb_round(change[i] / (s if s > MIN_STEP else MIN_STEP), -limit, limit, key, i, True)
 
 
 @_jit

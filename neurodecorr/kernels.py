@@ -58,6 +58,7 @@ _TO_UNIT = np.float32(2.0 ** -24)
 _F16_MIN_NORMAL = np.float32(2.0 ** -14)   # float16's smallest normal number
 _F16_SUB_STEP = np.float32(2.0 ** -24)     # float16's spacing below it
 _F16_OVERFLOW = np.float32(65520.0)        # float16 rounds this and above to infinity
+MIN_STEP = np.float32(1e-12)  # a device's pulse step as divided by: 0 (a device with none) floored
 
 
 def _ziggurat_tables(layers: int = 128, r: float = 3.442619855899, v: float = 9.91256303526217e-3):
@@ -198,8 +199,7 @@ def _np_accumulate(acc, change, step, limit):
 
 
 def _np_pulse_counts(change, step, limit, key):
-    floor = DTYPE(1e-12)
-    n = change / np.where(step > floor, step, floor)
+    n = change / np.where(step > MIN_STEP, step, MIN_STEP)
     return _np_to_grid(np.ascontiguousarray(n, dtype=DTYPE), DTYPE(1), -limit, limit, key)
 
 
@@ -417,7 +417,7 @@ def accumulate_pulses_(acc: np.ndarray, change: np.ndarray, step, limit) -> np.n
 
 def pulses(change: np.ndarray, step, limit, key: np.uint64) -> np.ndarray:
     """Each device's pulses for a requested change: stochastic_round(change / step) (step a
-    scalar or one per device, floored at 1e-12), at most `limit` either way (float32 integers),
+    scalar or one per device, floored at `MIN_STEP`), at most `limit` either way (float32 integers),
     the rounding drawn from `key` as `to_grid` draws it. One pass."""
     change = np.ascontiguousarray(change, dtype=DTYPE)
     limit = DTYPE(min(limit, 2**31))

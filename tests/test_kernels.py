@@ -281,18 +281,19 @@ def test_pulse_counts_round_stochastically_within_the_limit(per_device):
     change = (rng.standard_normal((60, 70)) * 0.05).astype(DTYPE)
     step = (np.abs(0.01 + 0.003 * rng.standard_normal(change.shape)).astype(DTYPE) if per_device
             else DTYPE(0.01))
-    if per_device:
-        step[0, :5] = 0  # a device with no step: divided by the floor, so at the limit
+    if per_device:  # devices with no step: divided by the floor, so at the limit, or 0 for no change
+        step[0, :5] = 0
+        change[0, 0] = 0  # 0 / 0 without the floor: NaN
     key = kernels.draw_key(np.random.default_rng(2))
     n = kernels.pulses(change, step, 3, key)
     # the same as stochastic rounding of change / step (the floored step), then the limit
-    scaled = change / np.where(step > F32(1e-12), step, F32(1e-12))
+    scaled = change / np.where(step > kernels.MIN_STEP, step, kernels.MIN_STEP)
     expected = np.clip(kernels.to_grid(scaled, 1.0, -np.inf, np.inf, key), -3, 3)
     assert np.array_equal(n, expected)
     assert np.array_equal(n, kernels._np_pulse_counts(change, np.asarray(step, DTYPE), F32(3), key))
     assert np.abs(n).max() == 3 and np.all(n == np.rint(n))
     if per_device:
-        assert np.all(np.abs(n[0, :5]) == 3) or np.all(change[0, :5] == 0)
+        assert n[0, 0] == 0 and np.all(np.abs(n[0, 1:5]) == 3)
     else:  # unbiased: the mean count is the mean of change / step
         many = kernels.pulses(np.full(200_000, 0.0037, DTYPE), DTYPE(0.01), 3, key)
         assert many.mean() == pytest.approx(0.37, abs=0.005)

@@ -77,7 +77,7 @@ class RRAMCells:
 
     def step(self, params: dict) -> np.ndarray:
         """Each device's own step (the direct mechanism's pulse count uses it); 0 for a device
-        whose spread left it none (divide by it floored, as `kernels.pulses` does)."""
+        whose spread left it none (divide by it floored at `kernels.MIN_STEP`, as `kernels.pulses` does)."""
         return params["dw"]
 
     def nominal_step(self) -> float:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurodecorr import kernels
 from neurodecorr.devices.mechanisms import F32_BYTES, direct_pulses
 from neurodecorr.keys import ArrayKey
 from neurodecorr.numerics import DTYPE
@@ -106,7 +107,7 @@ class Transfer:
         if self.variant == "tiki-taka":
             n = direct_pulses(cells, DTYPE(spec.transfer_lr) * v, params_C, dev.rng)
         else:
-            n = self._buffered(key, cols, v, chop, np.maximum(cells.step(params_C), DTYPE(1e-12)))
+            n = self._buffered(key, cols, v, chop, np.maximum(cells.step(params_C), kernels.MIN_STEP))
         cells.pulse(C_cols, n, params_C, dev.rng)
         C[:, cols] = C_cols
         moved = np.zeros(C.shape, dtype=bool)
