@@ -459,6 +459,13 @@ def rram_pulse_(w: np.ndarray, n: np.ndarray, dw: np.ndarray, ud: np.ndarray, so
     return int(np.count_nonzero(n))
 
 
+def max_abs(a: np.ndarray) -> float:
+    """max |a| in one pass (0 for an empty array; NaN if a holds one)."""
+    if not _fused(a) or not a.size:
+        return float(np.max(np.abs(a))) if a.size else 0.0
+    return float(_nb()._nb_max_abs(a.reshape(-1)))
+
+
 def max_abs_diff(a: np.ndarray, b: np.ndarray, diag: bool = False) -> float:
     """max |a − b| without the temporary (0 for empty arrays); diag: of a − I − b (a square)."""
     if not _fused(a, b) or a.shape != b.shape or not a.size:
@@ -637,36 +644,52 @@ def pool_back_leaky(g: np.ndarray, index: np.ndarray | None, h: np.ndarray, s: i
     return times_leaky_derivative_(h, pool_back(g, index, h.shape[1:], s), slope)
 
 
+Grid = tuple[float, float, float]  # a fixed-point grid: (step, lo, hi), lo and hi in steps
+
+
 def leaky_layer_(h: np.ndarray, b: np.ndarray, slope, noise: np.ndarray | None = None,
                  image: tuple[int, int, int, int] | None = None, pool: str | None = None,
-                 s: int = 2) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """A layer's neurons in one pass, where states and activations are exact float32: h (rows,
-    n) += b (+ noise, NP's perturbation), in place; then f(h) = max(h, slope·h), sent on as rows
-    (pool None), or pooled ('avg', 'max') over s×s windows of h seen as the output image
-    `image` (B, H', W', C). Returns (sent, the max pooling's offsets or None, the number of
-    nonzero entries of f(h): the messages its neurons send). The values are those of
-    `add_rows_`, `leaky_relu`, `avg_pool` / `max_pool` and `count_nonzero` in turn."""
+                 s: int = 2, grids: tuple[Grid, Grid] | tuple[None, None] = (None, None),
+                 ) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """A layer's neurons in one pass: h (rows, n) += b (+ noise, NP's perturbation), in place;
+    then f(h) = max(h, slope·h), sent on as rows (pool None), or pooled ('avg', 'max') over s×s
+    windows of h seen as the output image `image` (B, H', W', C). grids: where a device's neuron
+    state and activations are fixed point, their grids (state, activation; (None, None): exact
+    float32): h after the bias and f(h) before pooling are rounded to nearest on them. Returns (sent, the
+    max pooling's offsets or None, the number of nonzero entries of f(h): the messages its
+    neurons send). The values are those of `add_rows_`, `to_grid`, `leaky_relu`, `to_grid`,
+    `avg_pool` / `max_pool` and `count_nonzero` in turn."""
     slope = DTYPE(slope)
+    state_grid, out_grid = grids
+    fixed = state_grid is not None
+    if fixed != (out_grid is not None):
+        raise ValueError(f"leaky_layer_ takes both neuron grids or neither, not {grids}")
+    grid_values = np.array([*state_grid, *out_grid] if fixed else [1] * 6, dtype=DTYPE)
     B, H, W, C = image if pool is not None else (len(h), 1, 1, h.shape[-1])  # rows: no windows
     if _fused(h, b) and (noise is None or _fused(noise)) and h.size == B * H * W * C:
         if pool is None:
             rows = h.reshape(-1, C)
             sent = np.empty_like(h)
-            messages = _nb()._nb_leaky_rows(rows, b, _NO_NOISE_ROWS if noise is None else noise.reshape(rows.shape),
-                                            noise is not None, slope, sent.reshape(rows.shape))
+            kernel = _nb()._nb_fixed_leaky_rows if fixed else _nb()._nb_leaky_rows
+            messages = kernel(rows, b, _NO_NOISE_ROWS if noise is None else noise.reshape(rows.shape),
+                              noise is not None, slope, sent.reshape(rows.shape), grid_values)
             return sent, None, int(messages)
         shape = (B, H // s, W // s, C)
         sent = np.empty(shape, dtype=DTYPE)
         index = np.empty(shape, dtype=np.int8) if pool == "max" else _NO_INDEX
-        messages = _nb()._nb_leaky_pool(h.reshape(image), np.tile(b, W),
-                                        _NO_NOISE if noise is None else noise.reshape(image), noise is not None,
-                                        slope, sent, index, s, DTYPE(1.0 / (s * s)), pool == "max",
-                                        np.empty(W * C, dtype=DTYPE))
+        kernel = _nb()._nb_fixed_leaky_pool if fixed else _nb()._nb_leaky_pool
+        messages = kernel(h.reshape(image), np.tile(b, W), _NO_NOISE if noise is None else noise.reshape(image),
+                          noise is not None, slope, sent, index, s, DTYPE(1.0 / (s * s)), pool == "max",
+                          np.empty(W * C, dtype=DTYPE), grid_values)
         return sent, index if pool == "max" else None, int(messages)
     add_rows_(h, b)
     if noise is not None:
         h += noise
+    if fixed:
+        h[...] = to_grid(h, *state_grid)
     out = leaky_relu(h, slope)
+    if fixed:
+        out = to_grid(out, *out_grid)
     messages = count_nonzero(out)
     if pool is None:
         return out, None, messages

@@ -125,27 +125,38 @@ def test_bp_on_conv_layers_is_the_gradient(rng):
                                        err_msg=f"layer {i} W[{a},{b}]")
 
 
-class _OneByOne(IdealDevice):
-    """The ideal device with states that are not known to be exact: the forward pass then forms
-    bias, noise, f, pooling and messages one numpy-shaped step at a time."""
+def _one_by_one(device):
+    """`device` with its neuron state overridden on a subclass (to the same values): its
+    neurons are then not known to be exact or fixed point (`neuron_grids` None), and the forward
+    pass forms bias, noise, state, f, activation, pooling and messages one step at a time."""
+    cls = type(device)
 
     def state(self, h):
-        return h
+        return cls.state(self, h)
+
+    device.__class__ = type(f"OneByOne{cls.__name__}", (cls,), {"state": state})
+    return device
 
 
+@pytest.mark.parametrize("profile", ["ideal", "loihi2"])
 @pytest.mark.parametrize("pool", ["avg", "max"])
-def test_fused_neurons_compute_what_the_step_by_step_path_does(pool, rng):
-    """On an exact device a layer's neurons run as one kernel each way (`kernels.leaky_layer_`,
-    `kernels.pool_back_leaky`): traces, BP's and NP's modulators and the energy counts are the
-    same bits as the unfused path's; a conv layer without pooling and a cropping pool included."""
+def test_fused_neurons_compute_what_the_step_by_step_path_does(pool, profile, rng):
+    """On an exact device (ideal) or one whose neurons round to nearest onto fixed-point grids
+    (digital), a layer's neurons run as one kernel (`kernels.leaky_layer_`; on ideal also its
+    backward pass, `kernels.pool_back_leaky`): traces, BP's and NP's modulators and the energy
+    counts are the same bits as the unfused path's; a conv layer without pooling, a cropping pool
+    and dense rows included."""
     spec = spec_from_dict({"hidden": [{"conv": 4, "kernel": 3, "padding": 1}, {"pool": pool, "size": 2},
                                       {"conv": 6, "kernel": 3}, {"conv": 5, "kernel": 1}, {"pool": pool, "size": 2},
                                       {"width": 7}]})
     x = rng.standard_normal((5, 2 * 9 * 9)).astype(F32)
     labels = np.array([0, 1, 2, 1, 0])
     runs = []
-    for device in (IdealDevice(counter=Counts()), _OneByOne(counter=Counts())):
-        assert device.exact_neurons is (type(device) is IdealDevice)
+    for step_by_step in (False, True):
+        device = make_device(load_profile(profile), np.random.default_rng(3), Counts())
+        if step_by_step:
+            _one_by_one(device)
+        assert (device.neuron_grids is None) is step_by_step
         net = build_network(spec, (2, 9, 9), 3, True, np.random.default_rng(1))
         assert [l.shape.activation for l in net.layers[:-1]] == ["leaky_relu"] * 4  # the fused kind
         net.install(device)
@@ -161,6 +172,8 @@ def test_fused_neurons_compute_what_the_step_by_step_path_does(pool, rng):
     for a, b in zip(m1, m2):
         np.testing.assert_array_equal(a, b)
     assert c1 == c2 and sum(v for k, v in c1.items() if k[2] == "messages") > 0
+    if profile != "ideal":  # the states are on the chip's grid, not merely float32
+        assert not np.array_equal(t1[0].h, forward(net, x, device=IdealDevice())[0].h)
 
 
 def _recomputing(device):

@@ -132,18 +132,25 @@ def test_max_abs_diff(x):
 
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 23, 64])
 def test_max_abs_diff_finds_the_peak_and_a_nan_at_every_position(n):
-    """The kernel keeps eight running maxima and a tail: the largest entry, or a NaN (which
-    wins, as in numpy's max, also when a larger value follows it), wherever it sits."""
+    """The kernel takes its maximum over bit patterns: the largest entry, or a NaN (which wins,
+    as in numpy's max, also when a larger value follows it), wherever it sits; the same for
+    `max_abs` of one array."""
     rng = np.random.default_rng(n)
     a, b = rng.standard_normal(n).astype(DTYPE), rng.standard_normal(n).astype(DTYPE)
     for i in range(n):
         top = a.copy()
         top[i] = 100.0
         assert kernels.max_abs_diff(top, b) == float(np.max(np.abs(top - b)))
+        assert kernels.max_abs(-top) == float(np.max(np.abs(top)))
         bad = top.copy()
         bad[i] = np.nan
         bad[(i + 1) % n] = 1e30 if n > 1 else bad[0]  # a larger value after the NaN
         assert np.isnan(kernels.max_abs_diff(bad, b))
+        assert np.isnan(kernels.max_abs(bad))
+        inf = top.copy()
+        inf[i] = -np.inf
+        assert kernels.max_abs(inf) == kernels.max_abs_diff(inf, b) == np.inf
+    assert kernels.max_abs(a[:0]) == 0.0
 
 
 def test_seed_delta_matches_numpy(x):
@@ -397,29 +404,43 @@ def test_pooling_matches_numpy_bit_for_bit(numpy_only, shape, s):
     assert not cropped[:, shape[1] // s * s:].any() and not cropped[:, :, shape[2] // s * s:].any()
 
 
+# a digital chip's neurons: state on 1/16 saturating at ±2, activations on 1/8 at ±2 (both hit)
+FIXED_NEURONS = ((2.0 ** -4, -32.0, 31.0), (2.0 ** -3, -16.0, 15.0))
+
+
+@pytest.mark.parametrize("grids", [(None, None), FIXED_NEURONS])
 @pytest.mark.parametrize("shape, s", [((3, 8, 8, 5), 2), ((2, 7, 9, 3), 2), ((2, 9, 7, 4), 3), ((2, 28, 28, 16), 2)])
-def test_fused_layer_neurons_match_the_kernels_one_by_one(numpy_only, shape, s):
-    """A layer's bias, NP's noise, leaky ReLU, pooling and message count in one pass give the
-    bits, offsets and count of `add_rows_`, +=, `leaky_relu`, `avg_pool`/`max_pool` and
-    `count_nonzero` in numpy; NaNs, ties (h = −b: f = 0) and cropped windows included."""
+def test_fused_layer_neurons_match_the_kernels_one_by_one(numpy_only, shape, s, grids):
+    """A layer's bias, NP's noise, state grid, leaky ReLU, activation grid, pooling and message
+    count in one pass give the bits, offsets and count of `add_rows_`, +=, `to_grid`,
+    `leaky_relu`, `to_grid`, `avg_pool`/`max_pool` and `count_nonzero` in numpy; NaNs, ties
+    (h = −b: f = 0), saturation and cropped windows included."""
     rng = np.random.default_rng(8)
     C = shape[-1]
     b = rng.standard_normal(C).astype(F32)
     h = rng.standard_normal(shape).astype(F32)
     h.reshape(-1, C)[::7] = -b  # zero outputs, so that ties and the message count matter
+    h.reshape(-1, C)[3::11] = 5.0  # beyond the grids' range
     h[0, 0, 0, 0] = h[-1, 1, 1, 0] = h[-1, -1, -1, -1] = np.nan
     noise = (1e-3 * rng.standard_normal(shape)).astype(F32)
     for pool in (None, "avg", "max"):
         for xi in (None, noise):
             rows = lambda: h.reshape(-1, C).copy()  # noqa: E731
-            args = (F32(0.01), None if xi is None else xi.reshape(-1, C), shape, pool, s)
+            args = (F32(0.01), None if xi is None else xi.reshape(-1, C), shape, pool, s, grids)
             h1, h2 = rows(), rows()
             sent, index, messages = kernels.leaky_layer_(h1, b, *args)
             ref_sent, ref_index, ref_messages = numpy_only(kernels.leaky_layer_, h2, b, *args)
             np.testing.assert_array_equal(h1, h2)  # h itself, in place
             np.testing.assert_array_equal(sent, ref_sent)
             np.testing.assert_array_equal(index, ref_index)
-            assert messages == ref_messages == np.count_nonzero(kernels._np_leaky(h2, F32(0.01)))
+            f = kernels._np_leaky(h2, F32(0.01))
+            if grids != (None, None):
+                f = kernels._np_to_grid(f, *grids[1], None)
+            assert messages == ref_messages == np.count_nonzero(f)
+            if grids[0] is not None:  # h on its grid, some of it saturated
+                finite = h2[np.isfinite(h2)]
+                assert np.array_equal(finite, np.rint(finite * 16) / 16) and finite.max() == F32(31 / 16)
+                assert finite.min() == -2
             assert sent.shape == ((len(h1), C) if pool is None else (shape[0], shape[1] // s, shape[2] // s, C))
 
 

@@ -57,7 +57,7 @@ def _half(a: np.ndarray) -> np.ndarray:
     """a as a float16 multiplier's operand, held in float32: scaled by a power of two so that
     its largest entry is near float16's largest (the scaling of mixed-precision training; small
     errors would otherwise fall below float16's normal range), rounded to nearest, scaled back."""
-    peak = float(np.max(np.abs(a))) if a.size else 0.0
+    peak = kernels.max_abs(a)
     if not np.isfinite(peak) or peak == 0.0:
         return a
     shift = DTYPE(2.0 ** (15 - np.ceil(np.log2(peak))))  # peak·shift in (2^14, 2^15]

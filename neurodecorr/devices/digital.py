@@ -19,7 +19,7 @@ import numpy as np
 
 from neurodecorr import kernels
 from neurodecorr.devices.ideal import IdealDevice
-from neurodecorr.devices.quantise import block_float, fixed_point, shared_exponent, to_grid
+from neurodecorr.devices.quantise import block_float, fixed_point, fixed_point_grid, shared_exponent, to_grid
 from neurodecorr.keys import ArrayKey, Role
 from neurodecorr.numerics import DTYPE
 
@@ -103,6 +103,15 @@ class DigitalDevice(IdealDevice):
     def mvm_t(self, e, W, key):
         self._count_extra(e, W.shape[1], key)
         return super().mvm_t(e, W, key)
+
+    @property
+    def neuron_grids(self):
+        """The state's and the payloads' fixed-point grids, as `state` and `activation` round
+        onto them (to nearest): for the forward pass's fused neurons."""
+        if type(self).state is not DigitalDevice.state or type(self).activation is not DigitalDevice.activation:
+            return None
+        s = self.spec
+        return fixed_point_grid(s.state_bits, s.state_frac_bits), fixed_point_grid(s.payload_bits, s.payload_frac_bits)
 
     def activation(self, a):
         return fixed_point(a, self.spec.payload_bits, self.spec.payload_frac_bits)

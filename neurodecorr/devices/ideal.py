@@ -68,6 +68,15 @@ class IdealDevice:
         return type(self).state is IdealDevice.state and type(self).activation is IdealDevice.activation
 
     @property
+    def neuron_grids(self):
+        """Where `state` and `activation` are both the identity, (None, None); where both are
+        nearest rounding onto fixed-point grids, those grids (the state's, the activation's),
+        each (step, lo, hi) with lo and hi in steps. The forward pass then forms a layer's bias, rounding,
+        nonlinearity, pooling and message count in one pass (`kernels.leaky_layer_`). None
+        where state or activation is anything else."""
+        return (None, None) if self.exact_neurons else None
+
+    @property
     def repeatable_products(self) -> bool:
         """Whether `mvm` and `activation` give the same bits for the same operands every time
         (this class's own: no noise): then a product need not be computed twice (node

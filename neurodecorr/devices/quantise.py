@@ -27,12 +27,18 @@ def to_grid(x: np.ndarray, step: float, lo: float, hi: float, rng: np.random.Gen
     return kernels.to_grid(x, step, lo / step, hi / step, key)
 
 
+def fixed_point_grid(bits: int, frac_bits: int) -> tuple[float, float, float]:
+    """Signed `bits`-bit fixed point with `frac_bits` fractional bits: (step, lo, hi), lo and hi
+    in steps (as `kernels.to_grid` takes them)."""
+    top = 2 ** (bits - 1)
+    return 2.0 ** -frac_bits, float(-top), float(top - 1)
+
+
 def fixed_point(x: np.ndarray, bits: int, frac_bits: int, rng: np.random.Generator | None = None,
                 ) -> np.ndarray:
     """Signed `bits`-bit fixed point with `frac_bits` fractional bits, saturating."""
-    step = 2.0 ** -frac_bits
-    top = (2 ** (bits - 1) - 1) * step
-    return to_grid(x, step, -top - step, top, rng)
+    step, lo, hi = fixed_point_grid(bits, frac_bits)
+    return kernels.to_grid(x, step, lo, hi, None if rng is None else kernels.draw_key(rng))
 
 
 def shared_exponent(max_abs: float, bits: int, headroom: float = 1.0) -> int:
@@ -47,7 +53,7 @@ def shared_exponent(max_abs: float, bits: int, headroom: float = 1.0) -> int:
 def block_float(x: np.ndarray, bits: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """Signed `bits`-bit mantissas with one exponent for the whole array, set by its max |x|
     (block floating point, as Loihi's learning engine represents a factor: mantissa·2^exp)."""
-    max_abs = float(np.max(np.abs(x))) if x.size else 0.0
+    max_abs = kernels.max_abs(np.asarray(x, dtype=DTYPE))
     if max_abs == 0.0 or not np.isfinite(max_abs):
         return np.asarray(x, dtype=DTYPE)
     step = 2.0 ** shared_exponent(max_abs, bits)

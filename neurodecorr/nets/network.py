@@ -164,6 +164,7 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
     """
     dev = net.device if device is None else device
     fused = getattr(dev, "exact_neurons", False)
+    grids = getattr(dev, "neuron_grids", None)  # None: the neurons through `state`, `activation`
     reuse = (first is not None and getattr(dev, "repeatable_products", False)
              and not net.layers[0].shape.decorrelation_rank)
     traces = []
@@ -211,12 +212,15 @@ def forward(net: Network, x: np.ndarray, *, track_mean: bool = False,
             if i == 0 and keep_product and not fused:  # exact neurons reuse W x̃ + b instead
                 product = h.copy()
         pool = None if geometry is None else geometry.pool
-        if fused and layer.shape.activation == "leaky_relu":
-            # exact neurons: bias, (noise,) f, pooling and the message count in one pass
+        if grids is not None and layer.shape.activation == "leaky_relu":
+            # exact or fixed-point neurons: bias, (noise,) state, f, activation, pooling and
+            # the message count in one pass
             image = None if geometry is None else (len(a_in), *geometry.output_shape)
             sent, index, messages = kernels.leaky_layer_(
                 h, bias, LEAKY_SLOPE, None if noise is None else noise[i], image, pool,
-                geometry.pool_size if pool else 2)
+                geometry.pool_size if pool else 2, grids)
+            if pool == "avg" and grids[1] is not None:
+                sent = dev.activation(sent)  # the window mean is a new value sent on
             if geometry is not None and pool is None:
                 sent = sent.reshape(image)
             dev.counter.neurons(keys.W(i), h, messages)
