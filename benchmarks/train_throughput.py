@@ -5,13 +5,17 @@
    floating-point operations each step performs, and reports samples per second and the
    fraction of the float32 GEMM rate measured in the same run (issue 14's goals: bp and fa
    ≥ 85 %, dfa and np ≥ 80 %, the seed rule ≤ 1.9× the time without it), then the cost of the
-   energy counters and the process's peak memory (goal ≤ 1 GiB).
+   energy counters and the peak memory of a training run (goal ≤ 1 GiB). A rule's
+   configurations are timed in rounds, each a GEMM block, a block of steps of every
+   configuration and a GEMM block again: each figure is the median over the rounds of a ratio
+   between neighbours in time (`interleaved`), with its quartiles.
 2. Whole `train` runs of the demo's net (small-mlp, 1 epoch on --chip-samples samples, the test
    set's evaluation, counters and report) on each shipped chip, as a ratio to the same run on
-   ideal timed right before it (the best of --chip-repeats pairs; goals: digital ≤ 1.3×,
+   ideal timed right before it (the median of --chip-repeats pairs' ratios; goals: digital ≤ 1.3×,
    crossbar ≤ 2×).
 
-Run: `make bench` or `.venv/bin/python benchmarks/train_throughput.py [--steps N]`. The element-wise
+Run: `make bench` or `.venv/bin/python benchmarks/train_throughput.py [--rounds N]
+[--chip-repeats 0]`. The element-wise
 kernels are numba's unless NEURODECORR_KERNELS=numpy (then the numpy fallback is measured).
 
 FLOPs counted per sample, for a dense layer with n_in inputs and n_out outputs (2 per multiply-add):
@@ -27,9 +31,10 @@ below 1.
 from __future__ import annotations
 
 import argparse
-import resource
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -43,20 +48,24 @@ from neurodecorr.nets.spec import load_spec
 from neurodecorr.rules.decorrelation import subsample_size
 
 
-def gemm_rate(n: int = 1000, batch: int = 256, repeats: int = 60) -> float:
-    """float32 GFLOP/s of the engine's typical product, (batch × n) @ (n × n)."""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((batch, n)).astype(np.float32)
-    b = rng.standard_normal((n, n)).astype(np.float32)
-    for _ in range(5):
-        a @ b
-    best = 0.0
-    for _ in range(3):
+class Gemm:
+    """The float32 GEMM of the engine's typical shape, (batch × n) @ (n × n), timed a block at a
+    time between training steps."""
+
+    def __init__(self, n: int = 1000, batch: int = 256, repeats: int = 20):
+        rng = np.random.default_rng(0)
+        self.a = rng.standard_normal((batch, n)).astype(np.float32)
+        self.b = rng.standard_normal((n, n)).astype(np.float32)
+        self.repeats = repeats
+        self.flops = 2 * batch * n * n * repeats
+        for _ in range(5):
+            self.a @ self.b
+
+    def seconds(self) -> float:
         t = time.perf_counter()
-        for _ in range(repeats):
-            a @ b
-        best = max(best, 2 * batch * n * n * repeats / (time.perf_counter() - t) / 1e9)
-    return best
+        for _ in range(self.repeats):
+            self.a @ self.b
+        return time.perf_counter() - t
 
 
 ENGINE_GOALS = {"bp": 0.85, "fa": 0.85, "dfa": 0.80, "np": 0.80}  # issue 14: fraction of GEMM
@@ -81,76 +90,130 @@ def flops_per_batch(layers, rule: str, decor: bool, batch: int) -> float:
     return total
 
 
-def time_config(data, rule: str, decor: str, steps: int, batch: int,
-                counting: bool = False, model: str = "paper-mlp", profile: str = "ideal") -> tuple[float, float]:
-    cfg = TrainConfig(dataset="fashion-mnist", model=model, rule=rule, decor=decor,
-                      batch_size=batch, profile=profile)
-    spec = load_spec(model)
-    learner = make_learner(cfg, spec, data.input_shape, data.n_classes,
-                           counter=Counts() if counting else None)
-    rng = np.random.default_rng(0)
-    idx = list(batches(len(data.y_train), batch, rng))
-    buffers: dict = {}
-    for i in range(5):  # warm-up
-        train_step(learner, data.x_train[idx[i]], data.y_train[idx[i]], rng, buffers)
-    seconds, block = float("inf"), max(1, steps // 3)
-    for start in range(5, 5 + 3 * block, block):  # the best of three blocks: the machine's rate
+class Stepper:
+    """One configuration's learner on the paper's net (or `model`), stepped a block at a time
+    through the same shuffled Fashion-MNIST batches as every other configuration."""
+
+    def __init__(self, data, rule: str, decor: str, batch: int, counting: bool = False,
+                 model: str = "paper-mlp", profile: str = "ideal"):
+        cfg = TrainConfig(dataset="fashion-mnist", model=model, rule=rule, decor=decor,
+                          batch_size=batch, profile=profile)
+        spec = load_spec(model)
+        self.learner = make_learner(cfg, spec, data.input_shape, data.n_classes,
+                                    counter=Counts() if counting else None)
+        self.data, self.rng, self.buffers, self.at = data, np.random.default_rng(0), {}, 0
+        self.index = list(batches(len(data.y_train), batch, np.random.default_rng(0)))
+        self.flops = flops_per_batch(spec.layers(data.input_shape, data.n_classes), rule, decor != "none", batch)
+        self.seconds(5)  # warm-up: compiled kernels, first touches
+
+    def seconds(self, steps: int) -> float:
+        """Time of `steps` training steps, per step."""
         t = time.perf_counter()
-        for i in range(start, start + block):
-            train_step(learner, data.x_train[idx[i]], data.y_train[idx[i]], rng, buffers)
-        seconds = min(seconds, (time.perf_counter() - t) / block)
-    flops = flops_per_batch(spec.layers(data.input_shape, data.n_classes), rule, decor != "none", batch)
-    return batch / seconds, flops / seconds / 1e9
+        for _ in range(steps):
+            i = self.index[self.at % len(self.index)]
+            train_step(self.learner, self.data.x_train[i], self.data.y_train[i], self.rng, self.buffers)
+            self.at += 1
+        return (time.perf_counter() - t) / steps
+
+
+def interleaved(steppers: dict, gemm: Gemm, rounds: int, steps: int) -> dict:
+    """Rounds of [GEMM block, each configuration's block of `steps` steps in turn, GEMM block]:
+    per round and configuration, its GFLOP/s over the GEMM rate of the blocks either side (the
+    fraction) and its step time. Neighbours share the host's state: this shared machine's rate
+    drifts by tens of percent between minutes, which a ratio of two separate best-of figures
+    reads as a property of the code. Returns name → (fractions, step seconds), one per round."""
+    out = {name: ([], []) for name in steppers}
+    for _ in range(rounds):
+        before = gemm.seconds()
+        times = {name: s.seconds(steps) for name, s in steppers.items()}
+        rate = gemm.flops / ((before + gemm.seconds()) / 2)
+        for name, t in times.items():
+            out[name][0].append(steppers[name].flops / t / rate)
+            out[name][1].append(t)
+    return out
+
+
+def spread(values) -> tuple[float, str]:
+    """The median and the interquartile range of per-round figures."""
+    q1, med, q3 = np.percentile(values, [25, 50, 75])
+    return med, f"{q1:.2f}–{q3:.2f}"
+
+
+def peak_memory_gib(rule: str, decor: str, batch: int, steps: int = 10) -> float:
+    """Peak resident memory of a fresh process that loads Fashion-MNIST and trains the paper's
+    net for `steps` steps with `rule` and `decor` (what a training run holds)."""
+    # VmHWM, the new process image's own peak: getrusage's ru_maxrss would carry over this
+    # process's peak from the fork
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import train_throughput as t; "
+            "from neurodecorr.data import load_dataset; "
+            "run = t.Stepper(load_dataset('fashion-mnist'), sys.argv[2], sys.argv[3], int(sys.argv[4])); "
+            "run.seconds(int(sys.argv[5])); "
+            "print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])")
+    here = str(Path(__file__).resolve().parent)
+    done = subprocess.run([sys.executable, "-c", code, here, rule, decor, str(batch), str(steps)],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout.split()[-1]) / 2**20  # kB
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=60, help="timed steps per configuration (three blocks)")
+    p.add_argument("--rounds", type=int, default=24,
+                   help="rounds per rule, each timing every configuration's block between two GEMM blocks")
+    p.add_argument("--steps", type=int, default=2, help="training steps per configuration and round")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--chip-samples", type=int, default=60000,
-                   help="training samples of each whole run in the chip comparison (default: an epoch)")
-    p.add_argument("--chip-repeats", type=int, default=2,
-                   help="chip runs per setting, each beside its own ideal run; the best of each is compared")
+                   help="training samples of each whole run in the chip comparison (default: an epoch, "
+                        "as each of the demo's epochs: one test evaluation per epoch)")
+    p.add_argument("--chip-repeats", type=int, default=3,
+                   help="chip runs per setting, each beside its own ideal run; the median of their ratios is "
+                        "reported (0: no chip runs)")
     args = p.parse_args(argv)
     data = load_dataset("fashion-mnist")
     from neurodecorr import kernels
 
     print(f"BLAS: {blas_info()}; element-wise kernels: {kernels.BACKEND}")
-    rows, rates = [], []
+    gemm = Gemm()
+    rows, rates, counted = [], [], {}
     for rule in ("bp", "fa", "dfa", "np"):
+        steppers = {d: Stepper(data, rule, d, args.batch_size) for d in ("none", "seed")}
+        if rule == "bp":  # the energy counters' cost, in the same rounds
+            steppers.update({f"{d} counted": Stepper(data, rule, d, args.batch_size, counting=True)
+                             for d in ("none", "seed")})
+        per_round = interleaved(steppers, gemm, args.rounds, args.steps)
+        times = {name: np.array(t) for name, (_, t) in per_round.items()}
+        rates.append(gemm.flops / gemm.seconds() / 1e9)
         for decor in ("none", "seed"):
-            # the GEMM ceiling measured right before and after each configuration: this
-            # machine's rate drifts (a shared host), the ratio of neighbours does not
-            before = gemm_rate(repeats=20)
-            sps, gflops = time_config(data, rule, decor, args.steps, args.batch_size)
-            gemm = max(before, gemm_rate(repeats=20))
-            rows.append((rule, decor, sps, gflops, gemm))
-            rates.append(gemm)
-            print(f"  {rule:3s} {decor:5s} {sps:8.0f} samples/s, GEMM {gemm:.0f} GFLOP/s", file=sys.stderr)
-    counted = {d: time_config(data, "bp", d, args.steps, args.batch_size, counting=True)[0]
-               for d in ("none", "seed")}
-    print(f"float32 GEMM (256×1000 @ 1000×1000), best of the runs before and after each configuration: "
-          f"{min(rates):.0f}–{max(rates):.0f} GFLOP/s\n")
-    print("| rule | decor | samples/s | GFLOP/s | GEMM GFLOP/s | fraction of GEMM | time vs no decor | goal |")
+            fraction, iqr = spread(per_round[decor][0])
+            over, over_iqr = spread(times[decor] / times["none"])
+            rows.append((rule, decor, args.batch_size / np.median(times[decor]), fraction, iqr, over, over_iqr))
+        if rule == "bp":
+            counted = {d: spread(times[f"{d} counted"] / times[d]) for d in ("none", "seed")}
+        print(f"  {rule}: " + ", ".join(f"{n} {1e3 * np.median(t):.1f} ms" for n, t in times.items()),
+              file=sys.stderr)
+        del steppers, per_round
+    print(f"float32 GEMM (256×1000 @ 1000×1000), timed between the steps: {min(rates):.0f}–{max(rates):.0f} "
+          f"GFLOP/s. Each figure is the median over {args.rounds} rounds of the ratio to its neighbours "
+          f"(GEMM blocks either side; the same round's run without decorrelation), the 25th–75th "
+          "percentiles beside it.\n")
+    print("| rule | decor | samples/s | fraction of GEMM | (quartiles) | time vs no decor | (quartiles) | goal |")
     print("|---|---|---|---|---|---|---|---|")
-    plain = {r: s for r, d, s, _, _ in rows if d == "none"}
-    for rule, decor, sps, gflops, gemm in rows:
-        fraction, overhead = gflops / gemm, plain[rule] / sps
+    for rule, decor, sps, fraction, iqr, over, over_iqr in rows:
         goal = ENGINE_GOALS[rule]
-        met = fraction >= goal and (decor == "none" or overhead <= DECOR_GOAL)
-        print(f"| {rule} | {decor} | {sps:.0f} | {gflops:.0f} | {gemm:.0f} | {100 * fraction:.0f} % | "
-              f"{overhead:.2f}× | "
+        met = fraction >= goal and (decor == "none" or over <= DECOR_GOAL)
+        print(f"| {rule} | {decor} | {sps:.0f} | {100 * fraction:.0f} % | {iqr} | {over:.2f}× | "
+              f"{'' if decor == 'none' else over_iqr} | "
               f"≥ {100 * goal:.0f} %{'' if decor == 'none' else f', ≤ {DECOR_GOAL}×'}: "
               f"{'met' if met else 'NOT met'} |")
-    print("\nEnergy counters on (bp): what `neurodecorr train` runs, against the table above")
-    print("| decor | samples/s counted | samples/s uncounted | slowdown |\n|---|---|---|---|")
-    for decor, sps in counted.items():
-        base = next(s for r, d, s, _, _ in rows if r == "bp" and d == decor)
-        print(f"| {decor} | {sps:.0f} | {base:.0f} | {100 * (base / sps - 1):+.1f} % |")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-    print(f"\npeak resident memory of this process (paper-mlp runs above): {peak:.2f} GiB "
-          f"(goal ≤ 1 GiB: {'met' if peak <= 1 else 'NOT met'})")
-    chip_runs(data, args.chip_samples, args.chip_repeats)
+    print("\nEnergy counters on (bp): what `neurodecorr train` runs; its step time over the same round's "
+          "uncounted step")
+    print("| decor | slowdown | (quartiles) |\n|---|---|---|")
+    for decor, (ratio, iqr) in counted.items():
+        print(f"| {decor} | {100 * (ratio - 1):+.1f} % | {iqr} |")
+    peak = max(peak_memory_gib(rule, "seed", args.batch_size) for rule in ("bp", "np"))
+    print(f"\npeak resident memory of a paper-mlp training run (bp and np with the seed rule, each in a "
+          f"fresh process): {peak:.2f} GiB (goal ≤ 1 GiB: {'met' if peak <= 1 else 'NOT met'})")
+    if args.chip_repeats > 0:
+        chip_runs(data, args.chip_samples, args.chip_repeats)
     return 0
 
 
@@ -164,8 +227,9 @@ def chip_runs(data, samples: int, repeats: int = 2) -> None:
     """Whole `train` runs (1 epoch on `samples` training samples, the evaluation on the test set,
     energy counters and report) of the demo's net on each chip, against the same run on ideal.
     Each chip run is paired with an ideal run of the same settings right before it, `repeats`
-    times, and the ratio is the best chip time over the best of its own ideal runs: a shared
-    host's rate drifts by tens of percent from one minute to the next, neighbours see the same."""
+    times, and the figure is the median of the pairs' ratios: a shared host's rate drifts by
+    tens of percent from one minute to the next (the same ideal run took 0.70 and 1.30 s within
+    minutes here), and neighbours see the same state, where the best of each set may not."""
     from neurodecorr.devices.loader import load_profile
     from neurodecorr.engine.trainer import train
 
@@ -177,8 +241,8 @@ def chip_runs(data, samples: int, repeats: int = 2) -> None:
         return time.perf_counter() - t
 
     print(f"\nChips against ideal: whole runs of small-mlp (the demo's net), 1 epoch on {samples} "
-          f"samples and the evaluation on the test set; each run's best time of {repeats} over the best "
-          "of the same run on ideal, each timed right before it")
+          f"samples and the evaluation on the test set; the median of {repeats} ratios, each of a chip run "
+          "to the same run on ideal timed right before it")
     print("| profile | " + " | ".join(f"{r} {d}" for r, d in CHIP_RUNS) + " | worst | goal |")
     print("|---|" + "---|" * (len(CHIP_RUNS) + 2))
     ideal_all = {run: [] for run in CHIP_RUNS}
@@ -191,15 +255,16 @@ def chip_runs(data, samples: int, repeats: int = 2) -> None:
                 ideal.append(timed("ideal", rule, decor))
                 chip.append(timed(profile, rule, decor))
             ideal_all[rule, decor] += ideal
-            ratios.append(min(chip) / min(ideal))
-            print(f"  {profile} {rule} {decor}: {min(chip):.2f} s, ideal beside it {min(ideal):.2f} s",
-                  file=sys.stderr)
+            pairs = np.array(chip) / np.array(ideal)
+            ratios.append(float(np.median(pairs)))
+            print(f"  {profile} {rule} {decor}: {' '.join(f'{c:.2f}/{i:.2f} s' for c, i in zip(chip, ideal))}"
+                  f" (chip/ideal), ratios {pairs.min():.2f}–{pairs.max():.2f}", file=sys.stderr)
         limit = CHIP_GOALS[load_profile(profile).kind]
         worst = max(ratios)
         rows.append(f"| {profile} | " + " | ".join(f"{r:.2f}×" for r in ratios)
                     + f" | {worst:.2f}× | ≤ {limit}×: {'met' if worst <= limit else 'NOT met'} |")
     best = [min(ideal_all[run]) for run in CHIP_RUNS]
-    print("| ideal (best) | " + " | ".join(f"{t:.2f} s" for t in best) + f" | {max(best):.2f} s | (the baseline) |")
+    print("| ideal (fastest) | " + " | ".join(f"{t:.2f} s" for t in best) + f" | {max(best):.2f} s | (the baseline) |")
     print("\n".join(rows))
 
 
