@@ -116,21 +116,23 @@ class Stepper:
         return (time.perf_counter() - t) / steps
 
 
-def interleaved(steppers: dict, gemm: Gemm, rounds: int, steps: int) -> dict:
+def interleaved(steppers: dict, gemm: Gemm, rounds: int, steps: int) -> tuple[dict, list]:
     """Rounds of [GEMM block, each configuration's block of `steps` steps in turn, GEMM block]:
     per round and configuration, its GFLOP/s over the GEMM rate of the blocks either side (the
     fraction) and its step time. Neighbours share the host's state: this shared machine's rate
     drifts by tens of percent between minutes, which a ratio of two separate best-of figures
-    reads as a property of the code. Returns name → (fractions, step seconds), one per round."""
-    out = {name: ([], []) for name in steppers}
+    reads as a property of the code. Returns name → (fractions, step seconds), one per round,
+    and the GEMM rates (FLOP/s) of the rounds."""
+    out, rates = {name: ([], []) for name in steppers}, []
     for _ in range(rounds):
         before = gemm.seconds()
         times = {name: s.seconds(steps) for name, s in steppers.items()}
         rate = gemm.flops / ((before + gemm.seconds()) / 2)
+        rates.append(rate)
         for name, t in times.items():
             out[name][0].append(steppers[name].flops / t / rate)
             out[name][1].append(t)
-    return out
+    return out, rates
 
 
 def spread(values) -> tuple[float, str]:
@@ -179,9 +181,9 @@ def main(argv=None) -> int:
         if rule == "bp":  # the energy counters' cost, in the same rounds
             steppers.update({f"{d} counted": Stepper(data, rule, d, args.batch_size, counting=True)
                              for d in ("none", "seed")})
-        per_round = interleaved(steppers, gemm, args.rounds, args.steps)
+        per_round, gemm_rates = interleaved(steppers, gemm, args.rounds, args.steps)
         times = {name: np.array(t) for name, (_, t) in per_round.items()}
-        rates.append(gemm.flops / gemm.seconds() / 1e9)
+        rates += [r / 1e9 for r in gemm_rates]
         for decor in ("none", "seed"):
             fraction, iqr = spread(per_round[decor][0])
             over, over_iqr = spread(times[decor] / times["none"])
@@ -192,7 +194,8 @@ def main(argv=None) -> int:
               file=sys.stderr)
         del steppers, per_round
     print(f"float32 GEMM (256×1000 @ 1000×1000), timed between the steps: {min(rates):.0f}–{max(rates):.0f} "
-          f"GFLOP/s. Each figure is the median over {args.rounds} rounds of the ratio to its neighbours "
+          f"GFLOP/s over the rounds (median {np.median(rates):.0f}). Each figure is the median over "
+          f"{args.rounds} rounds of the ratio to its neighbours "
           f"(GEMM blocks either side; the same round's run without decorrelation), the 25th–75th "
           "percentiles beside it.\n")
     print("| rule | decor | samples/s | fraction of GEMM | (quartiles) | time vs no decor | (quartiles) | goal |")
