@@ -9,21 +9,39 @@ from numba import types
 from numba.extending import intrinsic
 
 from neurodecorr.kernels import (
+    _ATANH,
+    _COS,
     _F16_MIN_NORMAL,
     _F16_OVERFLOW,
     _F16_SUB_STEP,
     _GOLDEN,
+    _HALF,
+    _INV256,
+    _LN2,
+    _LOW8,
+    _LOW24,
     _M1,
     _M2,
+    _MANTISSA,
+    _ONE,
+    _ONE_BITS,
+    _QUARTER,
+    _S8,
     _S27,
     _S30,
     _S31,
     _S40,
-    _SUB,
+    _SIN,
+    _SQRT2,
     _TO_UNIT,
-    _ZIG_R,
+    _TWO,
     MIN_STEP,
 )
+
+_A3, _A5, _A7, _A9 = _ATANH
+_S3, _S5, _S7, _S9, _S11 = _SIN
+_C2, _C4, _C6, _C8, _C10, _C12 = _COS
+_MINUS_TWO = np.float32(-2)
 
 _jit = numba.njit(nogil=True, cache=True, error_model="numpy")  # no zero-division checks: SIMD
 
@@ -36,6 +54,30 @@ def _nb_mix(z):
     return z ^ (z >> _S31)
 
 
+@intrinsic
+def _nb_abs_bits(typingctx, x):
+    """|x| of a float32 as its bit pattern, a uint32: these order as the non-negative floats
+    they are, and a NaN's lie above +inf's."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        bits = builder.bitcast(args[0], ir.IntType(32))
+        return builder.and_(bits, ir.Constant(ir.IntType(32), 0x7FFFFFFF))
+    return types.uint32(types.float32), codegen
+
+
+@intrinsic
+def _nb_from_bits(typingctx, u):
+    """The float32 whose bit pattern is the uint32 u."""
+    if u != types.uint32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.uint32), codegen
+
+
 @numba.njit(inline="always", cache=True)
 def _nb_uniform(key, i):
     z = np.uint64(i) * _GOLDEN + key
@@ -43,81 +85,67 @@ def _nb_uniform(key, i):
     return np.float32(z >> _S40) * _TO_UNIT
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _nb_sub_draw(key2, i, j):
-    z = (np.uint64(i) << _SUB) + np.uint64(j)
-    z = z * _GOLDEN + key2
-    z = _nb_mix(z)
-    return z
-
-
 @numba.njit(inline="always", cache=True, error_model="numpy")
-def _nb_sub_unit(key2, i, j):
-    """A uniform in (0, 1) from element i's j-th extra draw, as `kernels._py_unit`."""
-    return ((_nb_sub_draw(key2, i, j) >> np.uint64(40)) + 0.5) * 2.0 ** -24
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _nb_normal_slow(key2, i, hz, iz, k, w, f):
-    j = 0
-    while True:
-        x = hz * w[iz]
-        if iz == 0:  # the tail beyond r
-            while True:
-                x = -np.log(_nb_sub_unit(key2, i, j)) / _ZIG_R
-                y = -np.log(_nb_sub_unit(key2, i, j + 1))
-                j += 2
-                if y + y >= x * x:
-                    return _ZIG_R + x if hz > 0 else -_ZIG_R - x
-        u = _nb_sub_unit(key2, i, j)
-        if f[iz] + u * (f[iz - 1] - f[iz]) < np.exp(-0.5 * x * x):
-            return x
-        z = _nb_sub_draw(key2, i, j + 1)
-        j += 2
-        hz = np.int64(z >> np.uint64(32)) - 2**31
-        iz = np.int64(z & np.uint64(127))
-        if abs(hz) < k[iz]:
-            return hz * w[iz]
-
-
-@numba.njit(inline="always", cache=True, error_model="numpy")
-def _nb_normal_at(key, key2, i, k, w, f):
-    z = np.uint64(i) * _GOLDEN + key
-    z = _nb_mix(z)
-    hz = np.int64(z >> np.uint64(32)) - 2**31
-    iz = np.int64(z & np.uint64(127))
-    if abs(hz) < k[iz]:
-        return np.float32(hz * w[iz])
-    return np.float32(_nb_normal_slow(key2, i, hz, iz, k, w, f))
+def _nb_normal(key, i):
+    # element i's standard normal, as `kernels._np_normals_at` forms it (Box–Muller in float32
+    # arithmetic alone: a loop of these vectorises)
+    z = _nb_mix(np.uint64(i) * _GOLDEN + key)
+    top = np.float32(np.int32(z >> _S40))
+    low = np.float32(np.int32((z >> np.uint64(32)) & _LOW8))
+    u = (top + (low + _HALF) * _INV256) * _TO_UNIT
+    bits = _nb_abs_bits(u)
+    e = np.float32(np.int32(bits >> np.uint32(23)) - np.int32(127))
+    m = _nb_from_bits(np.uint32((bits & _MANTISSA) | _ONE_BITS))
+    big = m > _SQRT2
+    m = m * _HALF if big else m
+    e = e + _ONE if big else e
+    s = (m - _ONE) / (m + _ONE)
+    s2 = s * s
+    log_m = _TWO * s * (_ONE + s2 * (_A3 + s2 * (_A5 + s2 * (_A7 + s2 * _A9))))
+    r = np.sqrt(_MINUS_TWO * (e * _LN2 + log_m))
+    angle = np.int32((z >> _S8) & _LOW24)
+    quadrant = angle >> np.int32(22)
+    f = np.float32(angle & np.int32(0x3FFFFF)) * _QUARTER
+    f2 = f * f
+    sin = f * (_ONE + f2 * (_S3 + f2 * (_S5 + f2 * (_S7 + f2 * (_S9 + f2 * _S11)))))
+    cos = _ONE + f2 * (_C2 + f2 * (_C4 + f2 * (_C6 + f2 * (_C8 + f2 * (_C10 + f2 * _C12)))))
+    c = sin if (quadrant & np.int32(1)) != 0 else cos  # cos(q·π/2 + f)
+    c = -c if ((quadrant + np.int32(1)) & np.int32(2)) != 0 else c
+    return r * c
 
 
 @_jit
-def _nb_normals(key, key2, out, k, w, f, scale):
+def _nb_normals(key, out, scale):
     for i in range(out.size):
-        out[i] = _nb_normal_at(key, key2, i, k, w, f) * scale
+        out[i] = _nb_normal(key, i) * scale
 
 
 @_jit
-def _nb_noisy_adc_sum(parts, sd, sd0, inv_scale, bound, step, key, key2, k, w, f, out):
+def _nb_noisy_adc_sum(parts, sd, sd0, inv_scale, bound, step, key, out):
+    # tiles outside, outputs inside (the loop that vectorises); each output's digitised tiles
+    # are added in tile order from 0, as one running sum per output would add them
     n_tiles, n = parts.shape
-    per_entry = sd.size > 0
     for j in range(n):
-        acc = np.float32(0)
-        for t in range(n_tiles):
-            z = _nb_normal_at(key, key2, t * n + j, k, w, f)
-            p = parts[t, j] * inv_scale + (sd[t, j] if per_entry else sd0) * z
-            if p < -bound:
-                p = -bound
-            elif p > bound:
-                p = bound
-            acc += np.rint(p / step) * step
-        out[j] = acc
+        out[j] = np.float32(0)
+    for t in range(n_tiles):
+        if sd.size > 0:
+            for j in range(n):
+                p = parts[t, j] * inv_scale + sd[t, j] * _nb_normal(key, t * n + j)
+                p = -bound if p < -bound else p
+                p = bound if p > bound else p
+                out[j] += np.rint(p / step) * step
+        else:
+            for j in range(n):
+                p = parts[t, j] * inv_scale + sd0 * _nb_normal(key, t * n + j)
+                p = -bound if p < -bound else p
+                p = bound if p > bound else p
+                out[j] += np.rint(p / step) * step
 
 
 @_jit
-def _nb_add_noise(W, sd, scale, key, key2, k, w, f, out):
+def _nb_add_noise(W, sd, scale, key, out):
     for i in range(W.size):
-        out[i] = W[i] + (scale * sd[i]) * _nb_normal_at(key, key2, i, k, w, f)
+        out[i] = W[i] + (scale * sd[i]) * _nb_normal(key, i)
 
 
 @_jit
@@ -227,60 +255,40 @@ def _nb_pulse_counts(change, step, per_device, limit, key, n):
 
 
 @_jit
-def _nb_pulse(w, n, eps, coeff, lo, hi, key, key2, k, zw, f):
-    moved = 0
+def _nb_pulse(w, n, eps, coeff, lo, hi, key):
+    # every device's noise is formed and a select keeps it where n ≠ 0: the loop vectorises
+    # (the count in 32 bits: 16 lanes wide, not 8)
+    moved = np.int32(0)
     for i in range(w.size):
         wi = w[i]
-        if n[i] != 0:
-            z = _nb_normal_at(key, key2, i, k, zw, f)
-            wi += n[i] * eps + coeff * np.sqrt(abs(n[i])) * eps * z
-            moved += 1
+        ni = n[i]
+        z = _nb_normal(key, i)
+        pulsed = wi + (ni * eps + coeff * np.sqrt(abs(ni)) * eps * z)
+        wi = pulsed if ni != 0 else wi
+        moved += np.int32(ni != 0)
         w[i] = lo if wi < lo else (hi if wi > hi else wi)
     return moved
 
 
 @_jit
-def _nb_rram_pulse(w, n, dw, ud, soft, w_min, w_max, ctoc, key, key2, k, zw, f):
+def _nb_rram_pulse(w, n, dw, ud, soft, w_min, w_max, ctoc, key):
+    # as `_nb_pulse`: formed for every device, kept where n ≠ 0
     one, zero = np.float32(1), np.float32(0)
-    moved = 0
+    moved = np.int32(0)
     for i in range(w.size):
         wi = w[i]
         ni = n[i]
-        if ni != 0:
-            up = ni > 0
-            step = dw[i] * ((one + ud[i]) if up else (one - ud[i]))
-            if soft:
-                step = step * ((one - wi / w_max) if up else (one - wi / w_min))
-            step = step if step > zero else zero
-            z = _nb_normal_at(key, key2, i, k, zw, f)
-            wi = wi + ni * step + (ctoc * step * np.sqrt(abs(ni))) * z
-            moved += 1
+        up = ni > 0
+        step = dw[i] * ((one + ud[i]) if up else (one - ud[i]))
+        if soft:
+            step = step * ((one - wi / w_max) if up else (one - wi / w_min))
+        step = step if step > zero else zero
+        z = _nb_normal(key, i)
+        pulsed = wi + ni * step + (ctoc * step * np.sqrt(abs(ni))) * z
+        wi = pulsed if ni != 0 else wi
+        moved += np.int32(ni != 0)
         w[i] = w_min if wi < w_min else (w_max if wi > w_max else wi)
     return moved
-
-
-@intrinsic
-def _nb_abs_bits(typingctx, x):
-    """|x| of a float32 as its bit pattern, a uint32: these order as the non-negative floats
-    they are, and a NaN's lie above +inf's."""
-    if x != types.float32:
-        return None
-
-    def codegen(context, builder, signature, args):
-        bits = builder.bitcast(args[0], ir.IntType(32))
-        return builder.and_(bits, ir.Constant(ir.IntType(32), 0x7FFFFFFF))
-    return types.uint32(types.float32), codegen
-
-
-@intrinsic
-def _nb_from_bits(typingctx, u):
-    """The float32 whose bit pattern is the uint32 u."""
-    if u != types.uint32:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-    return types.float32(types.uint32), codegen
 
 
 @numba.njit(inline="always", cache=True, error_model="numpy")

@@ -14,9 +14,10 @@ kept a core busy (each launch waits for a second core), and the BLAS already use
 
 Random numbers are counter-based: one 64-bit key drawn from the caller's generator per call,
 and for element i the 64 bits z_i = splitmix64(key + i·φ). Stochastic rounding takes the
-uniform (z_i >> 40)·2^−24; `normals` runs Marsaglia & Tsang's ziggurat (128 strips) on z_i, its
-sign and strip from separate bits (the high 32, the low 7), its rare rejections on draws
-numbered from i. A result depends on the generator's state and i alone, not on threads.
+uniform (z_i >> 40)·2^−24; `normals` forms √(−2 ln u)·cos θ (Box–Muller) from z_i alone, u from
+its high 32 bits and θ from the 24 below them, in float32 arithmetic without library calls, so
+that the loops that draw them vectorise. A result depends on the generator's state and i alone,
+not on threads.
 
 Shapes: any (arrays are flattened; they must be C-contiguous float32 where written in place).
 """
@@ -61,28 +62,19 @@ _F16_OVERFLOW = np.float32(65520.0)        # float16 rounds this and above to in
 MIN_STEP = np.float32(1e-12)  # a device's pulse step as divided by: 0 (a device with none) floored
 
 
-def _ziggurat_tables(layers: int = 128, r: float = 3.442619855899, v: float = 9.91256303526217e-3):
-    """Marsaglia & Tsang's (2000) ziggurat for the normal density, `layers` strips of area v:
-    k (acceptance bounds on a signed 32-bit integer), w (its scale to x), f (the density at
-    each strip's edge)."""
-    m = 2.0 ** 31
-    k, w, f = np.zeros(layers, np.int64), np.zeros(layers), np.zeros(layers)
-    d = t = r
-    q = v / np.exp(-0.5 * d * d)
-    k[0], k[1] = int(d / q * m), 0
-    w[0], w[-1] = q / m, d / m
-    f[0], f[-1] = 1.0, np.exp(-0.5 * d * d)
-    for i in range(layers - 2, 0, -1):
-        d = np.sqrt(-2 * np.log(v / d + np.exp(-0.5 * d * d)))
-        k[i + 1] = int(d / t * m)
-        t = d
-        f[i], w[i] = np.exp(-0.5 * d * d), d / m
-    return k, w, f
-
-
-_ZIG_K, _ZIG_W, _ZIG_F = _ziggurat_tables()
-_ZIG_R = 3.442619855899
-_SUB = np.uint64(20)  # element i's extra draws (rejections) are numbered i·2^20 + j
+# Standard normals by Box–Muller, one counter-based draw per element: its top 24 bits and the
+# next 8 give the radius's uniform u ∈ (0, 1] (down to 2^-33: |ξ| ≤ 6.76), bits 8–31 the angle.
+# ξ = √(−2 ln u)·cos θ in float32 arithmetic alone (no library calls, so that a loop of them
+# vectorises): ln u from u's exponent and an atanh series of its mantissa in [√½, √2), cos θ from
+# θ's quadrant and Taylor series of sin and cos on [0, π/2).
+_S8, _LOW8, _LOW24 = np.uint64(8), np.uint64(0xFF), np.uint64(0xFFFFFF)
+_HALF, _ONE, _TWO = np.float32(0.5), np.float32(1), np.float32(2)
+_INV256, _LN2, _SQRT2 = np.float32(2.0 ** -8), np.float32(math.log(2)), np.float32(math.sqrt(2))
+_MANTISSA, _ONE_BITS = np.uint32(0x7FFFFF), np.uint32(0x3F800000)
+_ATANH = tuple(np.float32(1 / k) for k in (3, 5, 7, 9))  # ln m = 2 s (1 + s²/3 + s⁴/5 + …), s = (m−1)/(m+1)
+_QUARTER = np.float32(math.pi / 2 * 2.0 ** -22)  # a quadrant's 22 bits of angle, in radians
+_SIN = tuple(np.float32((-1) ** k / math.factorial(2 * k + 1)) for k in range(1, 6))
+_COS = tuple(np.float32((-1) ** k / math.factorial(2 * k)) for k in range(1, 7))
 
 
 def _mix(z):
@@ -93,56 +85,40 @@ def _mix(z):
         return z ^ (z >> _S31)
 
 
-def _second_key(key: np.uint64) -> np.uint64:
-    return np.uint64(_mix(np.uint64(key) ^ np.uint64(0xD1B54A32D192ED03)))
-
-
-def _sub_draw(key2, i: int, j: int) -> int:
-    """Element i's j-th extra draw (64 bits), for the ziggurat's rejections."""
-    with np.errstate(over="ignore"):
-        return int(_mix(((np.uint64(i) << _SUB) + np.uint64(j)) * _GOLDEN + key2))
-
-
-def _py_unit(key2, i, j):  # a uniform in (0, 1) from element i's j-th extra draw
-    return ((_sub_draw(key2, i, j) >> 40) + 0.5) * 2.0 ** -24
-
-
-def _py_normal_slow(key2, i, hz, iz):
-    """The ziggurat's rare path for element i (its first draw hz, iz rejected), in Python."""
-    j = 0
-    while True:
-        x = hz * _ZIG_W[iz]
-        if iz == 0:  # the tail beyond r
-            while True:
-                x = -math.log(_py_unit(key2, i, j)) / _ZIG_R
-                y = -math.log(_py_unit(key2, i, j + 1))
-                j += 2
-                if y + y >= x * x:
-                    return _ZIG_R + x if hz > 0 else -_ZIG_R - x
-        if _ZIG_F[iz] + _py_unit(key2, i, j) * (_ZIG_F[iz - 1] - _ZIG_F[iz]) < math.exp(-0.5 * x * x):
-            return x
-        z = _sub_draw(key2, i, j + 1)
-        j += 2
-        hz, iz = (z >> 32) - 2**31, z & 127
-        if abs(hz) < _ZIG_K[iz]:
-            return hz * _ZIG_W[iz]
-
-
 def _np_normals(n, key):
     return _np_normals_at(np.arange(n, dtype=np.uint64), key)
 
 
 def _np_normals_at(index: np.ndarray, key):
-    """The normals of elements `index` (uint64) of `key`'s stream: `normals`' values there."""
+    """The normals of elements `index` (uint64) of `key`'s stream: `normals`' values there, by
+    the same float32 operations in the same order as `_compiled._nb_normal`."""
     with np.errstate(over="ignore"):
         z = _mix(index * _GOLDEN + key)
-    hz = (z >> np.uint64(32)).astype(np.int64) - 2**31
-    iz = (z & np.uint64(127)).astype(np.int64)
-    out = (hz * _ZIG_W[iz]).astype(DTYPE)
-    key2 = _second_key(key)
-    for j in np.flatnonzero(np.abs(hz) >= _ZIG_K[iz]):
-        out[j] = _py_normal_slow(key2, int(index[j]), int(hz[j]), int(iz[j]))
-    return out
+    top = (z >> _S40).astype(np.int32).astype(DTYPE)
+    low = ((z >> np.uint64(32)) & _LOW8).astype(np.int32).astype(DTYPE)
+    u = (top + (low + _HALF) * _INV256) * _TO_UNIT
+    bits = u.view(np.uint32)
+    e = ((bits >> np.uint32(23)).astype(np.int32) - np.int32(127)).astype(DTYPE)
+    m = ((bits & _MANTISSA) | _ONE_BITS).view(DTYPE)
+    big = m > _SQRT2
+    m = np.where(big, m * _HALF, m)
+    e = np.where(big, e + _ONE, e)
+    s = (m - _ONE) / (m + _ONE)
+    s2 = s * s
+    a3, a5, a7, a9 = _ATANH
+    log_m = _TWO * s * (_ONE + s2 * (a3 + s2 * (a5 + s2 * (a7 + s2 * a9))))
+    r = np.sqrt(np.float32(-2) * (e * _LN2 + log_m))
+    angle = ((z >> _S8) & _LOW24).astype(np.int32)
+    quadrant = angle >> np.int32(22)
+    f = (angle & np.int32(0x3FFFFF)).astype(DTYPE) * _QUARTER
+    f2 = f * f
+    s3, s5, s7, s9, s11 = _SIN
+    c2, c4, c6, c8, c10, c12 = _COS
+    sin = f * (_ONE + f2 * (s3 + f2 * (s5 + f2 * (s7 + f2 * (s9 + f2 * s11)))))
+    cos = _ONE + f2 * (c2 + f2 * (c4 + f2 * (c6 + f2 * (c8 + f2 * (c10 + f2 * c12)))))
+    c = np.where((quadrant & np.int32(1)) != 0, sin, cos)  # cos(q·π/2 + f)
+    c = np.where(((quadrant + np.int32(1)) & np.int32(2)) != 0, -c, c)
+    return (r * c).astype(DTYPE)
 
 
 def draw_key(rng: np.random.Generator) -> np.uint64:
@@ -268,17 +244,17 @@ def uniforms(n: int, key: np.uint64) -> np.ndarray:
 
 def normals(shape, rng: np.random.Generator, scale=1.0) -> np.ndarray:
     """Standard normal float32 draws of `shape`, times `scale` (in float32, in the same pass):
-    the ziggurat of Marsaglia & Tsang (2000) on the counter-based uniforms of one key drawn from
-    `rng` (one draw of it; element i's value depends on the key and i alone). About four times
-    faster than numpy's own generator here; the numpy fallback gives the same values (its rare
-    path in Python)."""
+    Box–Muller on the counter-based draws of one key drawn from `rng` (one draw of it; element
+    i's value depends on the key and i alone), in float32 arithmetic that vectorises (see
+    `_np_normals_at`; |ξ| ≤ 6.76). About six times faster than numpy's own generator here; the
+    numpy fallback gives the same values."""
     key = draw_key(rng)
     n = int(np.prod(shape))
     scale = DTYPE(scale)
     if not _HAVE_NUMBA:
         return (_np_normals(n, key) * scale).reshape(shape)
     out = np.empty(shape, dtype=DTYPE)
-    _nb()._nb_normals(key, _second_key(key), out.reshape(-1), _ZIG_K, _ZIG_W, _ZIG_F, scale)
+    _nb()._nb_normals(key, out.reshape(-1), scale)
     return out
 
 
@@ -298,7 +274,7 @@ def noisy_adc_sum(parts: np.ndarray, sd, inv_scale, bound: float, step: float,
     sd_arr = np.empty((0, 0), DTYPE) if scalar else np.ascontiguousarray(sd, dtype=DTYPE).reshape(len(parts), -1)
     out = np.empty(parts.shape[1:], dtype=DTYPE)
     _nb()._nb_noisy_adc_sum(parts.reshape(len(parts), -1), sd_arr, DTYPE(sd) if scalar else DTYPE(0), inv_scale,
-                      bound, step, key, _second_key(key), _ZIG_K, _ZIG_W, _ZIG_F, out.reshape(-1))
+                      bound, step, key, out.reshape(-1))
     return out
 
 
@@ -309,8 +285,7 @@ def add_noise(W: np.ndarray, sd: np.ndarray, scale, rng: np.random.Generator) ->
         return (W + scale * sd * normals(W.shape, rng)).astype(DTYPE)
     key = draw_key(rng)
     out = np.empty_like(W)
-    _nb()._nb_add_noise(W.reshape(-1), sd.reshape(-1), scale, key, _second_key(key), _ZIG_K, _ZIG_W, _ZIG_F,
-                  out.reshape(-1))
+    _nb()._nb_add_noise(W.reshape(-1), sd.reshape(-1), scale, key, out.reshape(-1))
     return out
 
 
@@ -439,7 +414,7 @@ def pulse_(w: np.ndarray, n: np.ndarray, eps, coeff, rng: np.random.Generator, b
     key = draw_key(rng)
     if _fused(w, n) and w.shape == n.shape:
         return int(_nb()._nb_pulse(w.reshape(-1), n.reshape(-1), eps, coeff, lo, hi,
-                                   key, _second_key(key), _ZIG_K, _ZIG_W, _ZIG_F))
+                                   key))
     _np_pulse(w, n, eps, coeff, key, lo, hi)
     return int(np.count_nonzero(n))
 
@@ -454,7 +429,7 @@ def rram_pulse_(w: np.ndarray, n: np.ndarray, dw: np.ndarray, ud: np.ndarray, so
     if _fused(w, n, dw, ud) and w.shape == n.shape == dw.shape == ud.shape:
         return int(_nb()._nb_rram_pulse(w.reshape(-1), n.reshape(-1), dw.reshape(-1), ud.reshape(-1),
                                         bool(soft_bounds), w_min, w_max, ctoc,
-                                        key, _second_key(key), _ZIG_K, _ZIG_W, _ZIG_F))
+                                        key))
     _np_rram_pulse(w, n, dw, ud, soft_bounds, w_min, w_max, ctoc, key)
     return int(np.count_nonzero(n))
 
