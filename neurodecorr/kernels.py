@@ -14,10 +14,10 @@ kept a core busy (each launch waits for a second core), and the BLAS already use
 
 Random numbers are counter-based: one 64-bit key drawn from the caller's generator per call,
 and for element i the 64 bits z_i = splitmix64(key + i·φ). Stochastic rounding takes the
-uniform (z_i >> 40)·2^−24; `normals` forms √(−2 ln u)·cos θ (Box–Muller) from z_i alone, u from
-its high 32 bits and θ from the 24 below them, in float32 arithmetic without library calls, so
-that the loops that draw them vectorise. A result depends on the generator's state and i alone,
-not on threads.
+uniform (z_i >> 40)·2^−24; `normals` forms √(−2 ln u)·cos θ (Box–Muller) from z_i alone, u
+from its high 32 bits (as a float32: 24 significant bits) and θ from the 24 below them, in
+float32 arithmetic without library calls, so that the loops that draw them vectorise. A result
+depends on the generator's state and i alone, not on threads.
 
 Shapes: any (arrays are flattened; they must be C-contiguous float32 where written in place).
 """
@@ -63,7 +63,8 @@ MIN_STEP = np.float32(1e-12)  # a device's pulse step as divided by: 0 (a device
 
 
 # Standard normals by Box–Muller, one counter-based draw per element: its top 24 bits and the
-# next 8 give the radius's uniform u ∈ (0, 1] (down to 2^-33: |ξ| ≤ 6.76), bits 8–31 the angle.
+# next 8 give the radius's uniform u ∈ (0, 1] (formed in float32: 24 significant bits, down to
+# 2^-33, so |ξ| < 6.764), bits 8–31 the angle.
 # ξ = √(−2 ln u)·cos θ in float32 arithmetic alone (no library calls, so that a loop of them
 # vectorises): ln u from u's exponent and an atanh series of its mantissa in [√½, √2), cos θ from
 # θ's quadrant and Taylor series of sin and cos on [0, π/2).
@@ -246,7 +247,7 @@ def normals(shape, rng: np.random.Generator, scale=1.0) -> np.ndarray:
     """Standard normal float32 draws of `shape`, times `scale` (in float32, in the same pass):
     Box–Muller on the counter-based draws of one key drawn from `rng` (one draw of it; element
     i's value depends on the key and i alone), in float32 arithmetic that vectorises (see
-    `_np_normals_at`; |ξ| ≤ 6.76). About six times faster than numpy's own generator here; the
+    `_np_normals_at`; |ξ| < 6.764). About six times faster than numpy's own generator here; the
     numpy fallback gives the same values."""
     key = draw_key(rng)
     n = int(np.prod(shape))
