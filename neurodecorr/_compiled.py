@@ -127,19 +127,13 @@ def _nb_noisy_adc_sum(parts, sd, sd0, inv_scale, bound, step, key, out):
     n_tiles, n = parts.shape
     for j in range(n):
         out[j] = np.float32(0)
+    per_entry = sd.size > 0
     for t in range(n_tiles):
-        if sd.size > 0:
-            for j in range(n):
-                p = parts[t, j] * inv_scale + sd[t, j] * _nb_normal(key, t * n + j)
-                p = -bound if p < -bound else p
-                p = bound if p > bound else p
-                out[j] += np.rint(p / step) * step
-        else:
-            for j in range(n):
-                p = parts[t, j] * inv_scale + sd0 * _nb_normal(key, t * n + j)
-                p = -bound if p < -bound else p
-                p = bound if p > bound else p
-                out[j] += np.rint(p / step) * step
+        for j in range(n):
+            p = parts[t, j] * inv_scale + (sd[t, j] if per_entry else sd0) * _nb_normal(key, t * n + j)
+            p = -bound if p < -bound else p
+            p = bound if p > bound else p
+            out[j] += np.rint(p / step) * step
 
 
 @_jit

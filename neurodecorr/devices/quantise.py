@@ -38,7 +38,7 @@ def fixed_point(x: np.ndarray, bits: int, frac_bits: int, rng: np.random.Generat
                 ) -> np.ndarray:
     """Signed `bits`-bit fixed point with `frac_bits` fractional bits, saturating."""
     step, lo, hi = fixed_point_grid(bits, frac_bits)
-    return kernels.to_grid(x, step, lo, hi, None if rng is None else kernels.draw_key(rng))
+    return to_grid(x, step, lo * step, hi * step, rng)  # powers of two: lo·step / step is lo
 
 
 def shared_exponent(max_abs: float, bits: int, headroom: float = 1.0) -> int:
