@@ -120,20 +120,39 @@ def _nb_normals(key, out, scale):
         out[i] = _nb_normal(key, i) * scale
 
 
+@numba.njit(inline="always", cache=True, error_model="numpy")
+def _nb_adc(p, bound, step):
+    p = -bound if p < -bound else p
+    p = bound if p > bound else p
+    return np.rint(p / step) * step
+
+
 @_jit
-def _nb_noisy_adc_sum(parts, sd, sd0, inv_scale, bound, step, key, out):
-    # tiles outside, outputs inside (the loop that vectorises); each output's digitised tiles
-    # are added in tile order from 0, as one running sum per output would add them
-    n_tiles, n = parts.shape
-    for j in range(n):
-        out[j] = np.float32(0)
-    per_entry = sd.size > 0
-    for t in range(n_tiles):
+def _nb_adc_sum(parts, var, per_entry, sd0, var0, factor, inv_scale, bound, step, row_scale, key, out):
+    # parts (T, B, N); var (T, B, N) (per_entry), (T, B, 1) or empty (sd0 for every entry);
+    # tiles outside, each output's digitised tiles added in tile order from 0 (the inner loops
+    # vectorise), then each row times row_scale (empty: none)
+    n_tiles, rows, n = parts.shape
+    has_var = var.size > 0
+    for b in range(rows):
         for j in range(n):
-            p = parts[t, j] * inv_scale + (sd[t, j] if per_entry else sd0) * _nb_normal(key, t * n + j)
-            p = -bound if p < -bound else p
-            p = bound if p > bound else p
-            out[j] += np.rint(p / step) * step
+            out[b, j] = np.float32(0)
+    for t in range(n_tiles):
+        for b in range(rows):
+            base = (t * rows + b) * n
+            if per_entry:
+                for j in range(n):
+                    s = np.sqrt(var[t, b, j] + var0) * factor
+                    out[b, j] += _nb_adc(parts[t, b, j] * inv_scale + s * _nb_normal(key, base + j), bound, step)
+            else:
+                s = np.sqrt(var[t, b, 0] + var0) * factor if has_var else sd0
+                for j in range(n):
+                    out[b, j] += _nb_adc(parts[t, b, j] * inv_scale + s * _nb_normal(key, base + j), bound, step)
+    if row_scale.size > 0:
+        for b in range(rows):
+            f = row_scale[b]
+            for j in range(n):
+                out[b, j] *= f
 
 
 @_jit
@@ -143,9 +162,10 @@ def _nb_add_noise(W, sd, scale, key, out):
 
 
 @_jit
-def _nb_dac(x, levels, bound_step, xq, peak):
+def _nb_dac(x, levels, bound_step, xq, peak, squares):
     rows, cols = x.shape
     flat = x.reshape(-1)
+    want = squares.size > 0
     for r in range(rows):
         top = _nb_peak_range(flat, flat, r * cols, (r + 1) * cols, np.float32(0), False)
         if top == 0:
@@ -154,7 +174,10 @@ def _nb_dac(x, levels, bound_step, xq, peak):
         for c in range(cols):
             v = x[r, c] / top
             v = np.float32(-1) if v < -1 else (np.float32(1) if v > 1 else v)
-            xq[r, c] = np.rint(v * levels) * bound_step
+            q = np.rint(v * levels) * bound_step
+            xq[r, c] = q
+            if want:
+                squares[r, c] = q * q
 
 
 @_jit

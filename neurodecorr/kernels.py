@@ -259,23 +259,33 @@ def normals(shape, rng: np.random.Generator, scale=1.0) -> np.ndarray:
     return out
 
 
-def noisy_adc_sum(parts: np.ndarray, sd, inv_scale, bound: float, step: float,
-                  rng: np.random.Generator) -> np.ndarray:
-    """A crossbar's tiles digitised and added: Σ_t ADC(parts[t]·inv_scale + sd·ξ), ξ standard
-    normal (`normals(parts.shape, rng)`), the ADC clipping to ±bound and rounding to its step.
-    parts (T, …); sd a scalar or parts' shape. Returns parts.shape[1:]; the noise is drawn in
-    the kernel, never stored."""
+def adc_sum(parts: np.ndarray, rng: np.random.Generator, *, inv_scale, bound: float, step: float,
+            noise_sd: float, var: np.ndarray | None = None, sd_factor=1.0,
+            row_scale: np.ndarray | None = None) -> np.ndarray:
+    """A crossbar's tiles read out and added: y[b] = row_scale[b]·Σ_t ADC(parts[t, b]·inv_scale
+    + sd·ξ), ξ standard normal (`normals(parts.shape, rng)`), the ADC clipping to ±bound and
+    rounding to its step. parts (T, B, N); the noise's sd is sd_factor·noise_sd, or with `var`
+    (the read noise's variance, (T, B, N) per entry or (T, B, 1) per row)
+    sd_factor·√(var + noise_sd²). Returns (B, N); the noise is drawn in the kernel, never stored."""
     inv_scale, bound, step = DTYPE(inv_scale), DTYPE(bound), DTYPE(step)
-    scalar = np.ndim(sd) == 0
-    if not _HAVE_NUMBA or not _fused(parts) or not (scalar or np.shape(sd) == parts.shape):
-        noise = normals(parts.shape, rng)
-        noise *= DTYPE(sd) if scalar else sd
-        return _np_adc_sum(parts * inv_scale, noise, bound, step)
+    sd0, var0, factor = DTYPE(noise_sd) * DTYPE(sd_factor), DTYPE(noise_sd ** 2), DTYPE(sd_factor)
+    per_entry = var is not None and var.shape == parts.shape
+    if var is not None and not per_entry and var.shape != (*parts.shape[:2], 1):
+        raise ValueError(f"read-noise variance of shape {var.shape} for tiles of shape {parts.shape}")
+    if not _fused(parts) or parts.ndim != 3 or not (var is None or _fused(var)):
+        if var is None:
+            sd = sd0
+        else:
+            sd = np.sqrt(var + var0)
+            sd *= factor
+        out = _np_adc_sum(parts * inv_scale, normals(parts.shape, rng) * sd, bound, step)
+        return out if row_scale is None else out * row_scale
     key = draw_key(rng)
-    sd_arr = np.empty((0, 0), DTYPE) if scalar else np.ascontiguousarray(sd, dtype=DTYPE).reshape(len(parts), -1)
+    empty3 = np.empty((0, 0, 0), DTYPE)
+    rows = np.empty(0, DTYPE) if row_scale is None else np.ascontiguousarray(row_scale, dtype=DTYPE).reshape(-1)
     out = np.empty(parts.shape[1:], dtype=DTYPE)
-    _nb()._nb_noisy_adc_sum(parts.reshape(len(parts), -1), sd_arr, DTYPE(sd) if scalar else DTYPE(0), inv_scale,
-                      bound, step, key, out.reshape(-1))
+    _nb()._nb_adc_sum(parts, empty3 if var is None else var, per_entry, sd0, var0, factor, inv_scale,
+                      bound, step, rows, key, out)
     return out
 
 
@@ -290,17 +300,20 @@ def add_noise(W: np.ndarray, sd: np.ndarray, scale, rng: np.random.Generator) ->
     return out
 
 
-def dac(x: np.ndarray, levels: int, bound: float) -> tuple[np.ndarray, np.ndarray]:
+def dac(x: np.ndarray, levels: int, bound: float, squares: bool = False):
     """A DAC per input row: each row divided by its max |value| (1 for a zero row), clipped to
-    [−1, 1], rounded to ±levels and scaled to ±bound. Returns (xq, the rows' peaks (B, 1))."""
+    [−1, 1], rounded to ±levels and scaled to ±bound. Returns (xq, the rows' peaks (B, 1)), and
+    with `squares` xq² as a third (formed in the same pass)."""
     levels, bound_step = DTYPE(levels), DTYPE(bound / levels)
     if not _fused(x) or x.ndim != 2:
         peak = np.max(np.abs(x), axis=1, keepdims=True)
         peak[peak == 0] = 1
-        return np.rint(np.clip(x / peak, -1, 1) * levels) * bound_step, peak
+        xq = np.rint(np.clip(x / peak, -1, 1) * levels) * bound_step
+        return (xq, peak, xq * xq) if squares else (xq, peak)
     xq, peak = np.empty_like(x), np.empty((len(x), 1), DTYPE)
-    _nb()._nb_dac(x, levels, bound_step, xq, peak)
-    return xq, peak
+    sq = np.empty_like(x) if squares else np.empty((0, 0), DTYPE)
+    _nb()._nb_dac(x, levels, bound_step, xq, peak, sq)
+    return (xq, peak, sq) if squares else (xq, peak)
 
 
 def adam_(g: np.ndarray, m: np.ndarray, v: np.ndarray, b1, b2, lr_t, eps_t,

@@ -248,15 +248,22 @@ def test_normals_are_box_muller_of_their_bits_to_float32_precision():
     assert np.max(np.abs(ours - exact) / np.maximum(np.abs(exact), 1)) < 1e-6
 
 
-@pytest.mark.parametrize("per_entry", [False, True])
-def test_noisy_adc_sum_is_the_adc_of_the_same_normals(per_entry):
+@pytest.mark.parametrize("var_shape", [None, "entry", "row"])
+def test_adc_sum_is_the_adc_of_the_same_normals(var_shape):
     rng = np.random.default_rng(6)
     parts = rng.standard_normal((3, 40, 50)).astype(DTYPE)
-    sd = np.abs(parts) * F32(0.1) if per_entry else 0.06
-    ours = kernels.noisy_adc_sum(parts, sd, 0.5, 1.0, 0.01, np.random.default_rng(1))
-    noise = kernels.normals(parts.shape, np.random.default_rng(1)) * (sd if per_entry else F32(sd))
-    ref = kernels._np_adc_sum(parts * F32(0.5), noise, F32(1.0), F32(0.01))
+    var = {None: None, "entry": parts * parts * F32(0.01),
+           "row": np.abs(parts[:, :, :1]) * F32(0.02)}[var_shape]
+    row_scale = rng.uniform(0.5, 2.0, (40, 1)).astype(DTYPE)
+    ours = kernels.adc_sum(parts, np.random.default_rng(1), inv_scale=0.5, bound=1.0, step=0.01,
+                           noise_sd=0.06, var=var, sd_factor=0.5, row_scale=row_scale)
+    sd = F32(0.06) * F32(0.5) if var is None else np.sqrt(var + F32(0.06 ** 2)) * F32(0.5)
+    noise = kernels.normals(parts.shape, np.random.default_rng(1)) * sd
+    ref = kernels._np_adc_sum(parts * F32(0.5), noise, F32(1.0), F32(0.01)) * row_scale
+    assert ours.shape == (40, 50) and np.abs(ref).max() > 0.5
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="variance"):
+        kernels.adc_sum(parts, rng, inv_scale=1, bound=1, step=0.1, noise_sd=0.1, var=parts[:, :2])
 
 
 def test_add_noise_and_dac_match_numpy():
@@ -273,6 +280,8 @@ def test_add_noise_and_dac_match_numpy():
     assert np.array_equal(peak, ref_peak)
     assert np.array_equal(xq, np.rint(np.clip(x / ref_peak, -1, 1) * F32(63)) * F32(1 / 63))
     assert np.all(xq[3] == 0) and np.abs(xq).max() == 1
+    xq2, peak2, squares = kernels.dac(x, 63, 1.0, squares=True)
+    assert np.array_equal(xq2, xq) and np.array_equal(peak2, peak) and np.array_equal(squares, xq * xq)
 
 
 @pytest.mark.parametrize("soft", [False, True])

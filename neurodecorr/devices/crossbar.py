@@ -321,22 +321,18 @@ class CrossbarDevice(IdealDevice):
             rram_sd = (self.rram.read_noise * self.rram.w_max) if self.rram is not None else 0.0
         # y = xq M with M (n_in, n_out): Wᵀ forward, W transposed; tiles split M's first axis
         M = W if transposed else W.T
-        xq, x_max = kernels.dac(x, 2 ** (xb.dac_bits - 1) - 1, xb.input_bound)
+        noisy_reads = noise_sq is not None or bool(rram_sd)
+        xq, x_max, *squares = kernels.dac(x, 2 ** (xb.dac_bits - 1) - 1, xb.input_bound, squares=noisy_reads)
         parts = _tiled(xq, M, xb.tile_size)                   # engine units; ÷ scale: device units
-        sd = DTYPE(xb.output_noise)
+        var = None  # the read noise's variance per tile and output (PCM) or per tile (RRAM)
         if noise_sq is not None:
-            var = _tiled(xq * xq, noise_sq if transposed else noise_sq.T, xb.tile_size)
-            var += DTYPE(xb.output_noise ** 2)
-            sd = np.sqrt(var, out=var)
+            var = _tiled(squares[0], noise_sq if transposed else noise_sq.T, xb.tile_size)
         elif rram_sd:
-            sq = _tiled_sums(xq * xq, xb.tile_size)              # (T, B, 1)
-            sd = np.broadcast_to(np.sqrt(DTYPE(rram_sd ** 2) * sq + DTYPE(xb.output_noise ** 2)), parts.shape)
-        reads = self._reads()
-        if reads != 1:  # the mean of `reads` reads
-            sd = sd * DTYPE(1 / np.sqrt(reads))
-        adc_step = 2 * xb.output_bound / (2 ** xb.adc_bits - 2)
-        y = kernels.noisy_adc_sum(parts, sd, 1 / scale, xb.output_bound, adc_step, self.rng)
-        return y * (x_max * (scale / DTYPE(xb.input_bound)))
+            var = DTYPE(rram_sd ** 2) * _tiled_sums(squares[0], xb.tile_size)  # (T, B, 1)
+        return kernels.adc_sum(parts, self.rng, inv_scale=1 / scale, bound=xb.output_bound,
+                               step=2 * xb.output_bound / (2 ** xb.adc_bits - 2), noise_sd=xb.output_noise,
+                               var=var, sd_factor=1 / np.sqrt(self._reads()),  # the mean of the reads
+                               row_scale=x_max * (scale / DTYPE(xb.input_bound)))
 
     # ----------------------------------------------------------------- inference
     def inference(self):
