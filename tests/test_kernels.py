@@ -285,10 +285,14 @@ def test_add_noise_and_dac_match_numpy():
 
 
 @pytest.mark.parametrize("soft", [False, True])
-def test_rram_pulses_match_numpy(soft):
+@pytest.mark.parametrize("sparse", [False, True])
+def test_rram_pulses_match_numpy(soft, sparse):
     rng = np.random.default_rng(12)
     w = rng.uniform(-0.6, 0.6, (80, 90)).astype(DTYPE)
     n = np.rint(rng.standard_normal(w.shape) * 1.5).astype(DTYPE)
+    if sparse:  # most of the kernel's blocks without a pulse (a decorrelation array's steps)
+        n[rng.uniform(size=n.shape) > 0.002] = 0
+        w[0, :3] = (-0.9, 0.7, -0.0)  # outside the bounds unpulsed: clipped all the same
     dw = np.abs(0.01 + 0.003 * rng.standard_normal(w.shape)).astype(DTYPE)
     ud = (0.05 * rng.standard_normal(w.shape)).astype(DTYPE)
     ours, ref = w.copy(), w.copy()
@@ -296,6 +300,21 @@ def test_rram_pulses_match_numpy(soft):
     key = kernels.draw_key(np.random.default_rng(1))
     kernels._np_rram_pulse(ref, n, dw, ud, soft, F32(-0.6), F32(0.6), F32(0.3), key)
     assert moved == np.count_nonzero(n) and np.array_equal(ours, ref)
+
+
+def test_sparse_pulses_match_numpy():
+    rng = np.random.default_rng(13)
+    w = rng.uniform(-1.2, 1.2, 50_003).astype(DTYPE)  # unpulsed devices outside (-1, 1) too
+    n = np.zeros_like(w)
+    hit = rng.choice(w.size, 40, replace=False)
+    n[hit] = rng.choice([-2, -1, 1, 3], 40).astype(DTYPE)
+    ours, ref = w.copy(), w.copy()
+    moved = kernels.pulse_(ours, n, 0.01, 0.3, np.random.default_rng(5), (-1, 1))
+    key = kernels.draw_key(np.random.default_rng(5))
+    kernels._np_pulse(ref, n, F32(0.01), F32(0.3), key, F32(-1), F32(1))
+    assert moved == 40 and np.array_equal(ours, ref)
+    untouched = (n == 0) & (np.abs(w) <= 1)
+    assert np.array_equal(ours[untouched], w[untouched]) and np.abs(ours).max() <= 1
 
 
 def test_pulse_noise_is_each_devices_normal_of_one_key():
