@@ -11,11 +11,12 @@ from numba.extending import intrinsic
 from neurodecorr.kernels import (
     _ATANH,
     _COS,
-    _F16_MIN_NORMAL,
-    _F16_OVERFLOW,
+    _F16_MIN_NORMAL_BITS,
+    _F16_OVERFLOW_BITS,
     _F16_SUB_STEP,
     _GOLDEN,
     _HALF,
+    _INF_BITS,
     _INV256,
     _LN2,
     _LOW8,
@@ -232,20 +233,21 @@ def _nb_to_grid(x, out, step, lo, hi, key, stochastic):
 
 
 @_jit
-def _nb_half(a, bits, out, out_bits):  # a and bits: one array seen as float32 and as uint32
+def _nb_half(a, scale, out):
+    # every case formed and one kept by selects on |y|'s bits, so that the loop vectorises
     for i in range(a.size):
-        y = a[i]
-        ay = abs(y)
-        if ay < _F16_MIN_NORMAL:  # float16's subnormals: one fixed spacing
-            out[i] = np.rint(y / _F16_SUB_STEP) * _F16_SUB_STEP
-        elif ay >= _F16_OVERFLOW:  # what float16 cannot hold (infinities included)
-            out[i] = np.inf if y > 0 else -np.inf
-        elif ay != ay:  # NaN
-            out[i] = y
-        else:  # the 23-bit mantissa to float16's 10 bits, to nearest, ties to even
-            b = bits[i]
-            out_bits[i] = (b + np.uint32(0x0FFF) + ((b >> np.uint32(13)) & np.uint32(1))) \
-                & np.uint32(0xFFFFE000)
+        y = a[i] * scale
+        b = _nb_abs_bits(y)
+        sub = np.rint(y / _F16_SUB_STEP) * _F16_SUB_STEP  # float16's subnormals: one fixed spacing
+        # the 23-bit mantissa to float16's 10 bits, to nearest, ties to even
+        normal = _nb_from_bits(np.uint32((b + np.uint32(0x0FFF) + ((b >> np.uint32(13)) & np.uint32(1)))
+                                         & np.uint32(0xFFFFE000)))
+        normal = -normal if y < 0 else normal
+        big = np.float32(np.inf) if y > 0 else np.float32(-np.inf)  # what float16 cannot hold
+        r = y if b > _INF_BITS else big  # a NaN stays
+        r = normal if b < _F16_OVERFLOW_BITS else r
+        r = sub if b < _F16_MIN_NORMAL_BITS else r
+        out[i] = r / scale
 
 
 @_jit

@@ -59,6 +59,9 @@ _TO_UNIT = np.float32(2.0 ** -24)
 _F16_MIN_NORMAL = np.float32(2.0 ** -14)   # float16's smallest normal number
 _F16_SUB_STEP = np.float32(2.0 ** -24)     # float16's spacing below it
 _F16_OVERFLOW = np.float32(65520.0)        # float16 rounds this and above to infinity
+# the same thresholds as |x|'s bit patterns (these order as the non-negative floats), and +inf's
+_F16_MIN_NORMAL_BITS, _F16_OVERFLOW_BITS, _INF_BITS = (
+    np.array([_F16_MIN_NORMAL, _F16_OVERFLOW, np.inf], np.float32).view(np.uint32))
 MIN_STEP = np.float32(1e-12)  # a device's pulse step as divided by: 0 (a device with none) floored
 
 
@@ -223,7 +226,8 @@ def _np_grid_write(array, delta, step, lo, hi, key, diag):
 
 
 def _np_half(a):
-    return a.astype(np.float16).astype(DTYPE)
+    with np.errstate(over="ignore"):  # beyond float16's range: ±inf, as intended
+        return a.astype(np.float16).astype(DTYPE)
 
 
 def _np_adc_sum(parts, noise, bound, step):
@@ -382,14 +386,17 @@ def to_grid(x: np.ndarray, step: float, lo: float, hi: float, key: np.uint64 | N
     return out
 
 
-def half(a: np.ndarray) -> np.ndarray:
-    """a rounded to the nearest float16 value (ties to even), held in float32."""
+def half(a: np.ndarray, scale=1.0) -> np.ndarray:
+    """a·scale rounded to the nearest float16 value (ties to even), divided by scale, held in
+    float32 (a float16 operand after a power-of-two scaling, in one pass)."""
     a = np.ascontiguousarray(a, dtype=DTYPE)
+    scale = DTYPE(scale)
     if not _fused(a):
-        return _np_half(a)
+        out = _np_half(a * scale)
+        out /= scale
+        return out
     out = np.empty_like(a)
-    flat, flat_out = a.reshape(-1), out.reshape(-1)
-    _nb()._nb_half(flat, flat.view(np.uint32), flat_out, flat_out.view(np.uint32))
+    _nb()._nb_half(a.reshape(-1), scale, out.reshape(-1))
     return out
 
 

@@ -92,7 +92,10 @@ def test_half_is_float16_rounding(x):
     with np.errstate(over="ignore"):
         ref = a.astype(np.float16).astype(DTYPE)
     assert np.array_equal(kernels.half(a), ref)
-    assert np.isnan(kernels.half(np.array([np.nan], DTYPE))[0])
+    assert np.array_equal(np.signbit(kernels.half(a)), np.signbit(ref))  # -0.0 and -inf kept
+    assert np.isnan(kernels.half(np.array([np.nan, -np.nan], DTYPE))).all()
+    with np.errstate(over="ignore"):  # scaled by a power of two, rounded, scaled back
+        assert np.array_equal(kernels.half(a, 2.0**10), (a * F32(1024)).astype(np.float16).astype(DTYPE) / F32(1024))
 
 
 def test_leaky_relu_and_its_derivative_match_numpy(x):

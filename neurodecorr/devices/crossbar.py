@@ -61,9 +61,7 @@ def _half(a: np.ndarray) -> np.ndarray:
     if not np.isfinite(peak) or peak == 0.0:
         return a
     shift = DTYPE(2.0 ** (15 - np.ceil(np.log2(peak))))  # peak·shift in (2^14, 2^15]
-    out = kernels.half(a * shift)
-    out /= shift
-    return out
+    return kernels.half(a, shift)
 
 
 def pcm_read_sigma(g: np.ndarray, t_s: float, t_read_s: float) -> np.ndarray:
