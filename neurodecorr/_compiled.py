@@ -607,6 +607,21 @@ def _nb_scale_rows(x, scale, repeat):
 
 
 @_jit
+def _nb_nonzero_indices(x, out):
+    # in blocks as the pulse kernels: one without a nonzero is skipped after its count
+    count = 0
+    for blk in range((x.size + _BLOCK - 1) // _BLOCK):
+        b0 = blk * _BLOCK
+        m = min(_BLOCK, x.size - b0)
+        if _nb_block_pulsed(x, b0, m) == 0:
+            continue
+        for k in range(m):
+            out[count] = b0 + k
+            count += x[b0 + k] != 0
+    return count
+
+
+@_jit
 def _nb_count_nonzero(x):
     n = 0
     for i in range(x.size):

@@ -739,6 +739,15 @@ def scale_rows_(x: np.ndarray, scale: np.ndarray, repeat: int = 1) -> np.ndarray
     return x
 
 
+def nonzero_indices(x: np.ndarray) -> np.ndarray:
+    """The flat indices of x's nonzero entries (−0.0 counts as zero), ascending: np.flatnonzero,
+    skipping blocks without one (a write that moved ~0.1 % of an array's devices)."""
+    if not _fused(x):
+        return np.flatnonzero(x)
+    out = np.empty(x.size, dtype=np.int64)
+    return out[:_nb()._nb_nonzero_indices(x.reshape(-1), out)]
+
+
 def count_nonzero(x: np.ndarray) -> int:
     """How many entries of x are nonzero (−0.0 counts as zero), in one pass without a temporary."""
     if _fused(x):

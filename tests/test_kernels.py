@@ -320,6 +320,15 @@ def test_sparse_pulses_match_numpy():
     assert np.array_equal(ours[untouched], w[untouched]) and np.abs(ours).max() <= 1
 
 
+@pytest.mark.parametrize("fraction", [0.0, 0.001, 0.3])
+def test_nonzero_indices_are_flatnonzero(fraction):
+    rng = np.random.default_rng(14)
+    x = np.where(rng.uniform(size=(301, 257)) < fraction, rng.standard_normal((301, 257)), 0).astype(DTYPE)
+    x[0, :2] = (-0.0, np.nan)  # −0.0 is zero, NaN is not
+    assert np.array_equal(kernels.nonzero_indices(x), np.flatnonzero(x != 0))
+    assert np.array_equal(kernels.nonzero_indices(x != 0), np.flatnonzero(x != 0))  # any dtype
+
+
 def test_pulse_noise_is_each_devices_normal_of_one_key():
     """Device i's cycle-to-cycle noise is normal i of the call's key: the same whichever other
     devices pulse (so a device's noise does not shift when another one's count changes)."""

@@ -229,7 +229,7 @@ class CrossbarDevice(IdealDevice):
         cached = self._sigma.get(key)
         if cached is None or cached[0] is not values:
             return
-        index = np.flatnonzero(moved)
+        index = kernels.nonzero_indices(moved)
         sigma = self._read_sigma(np.abs(values.reshape(-1)[index]) / DTYPE(self.scales[key]))
         cached[1].reshape(-1)[index] = sigma
         if cached[2] is not None:

@@ -45,12 +45,13 @@ class Direct:
         self.device.cells.install(self.device, key, w.shape)
 
     def write(self, key: ArrayKey, w: np.ndarray, change: np.ndarray) -> np.ndarray:
-        """Apply `change` to w (in place); returns the mask of devices that moved."""
+        """Apply `change` to w (in place); returns an array whose nonzero entries are the
+        devices that moved (here each device's pulses)."""
         dev, cells = self.device, self.device.cells
         params = cells.params(dev, key)
         n = direct_pulses(cells, change, params, dev.rng)
         cells.pulse(w, n, params, dev.rng)
-        return n != 0
+        return n
 
     def effective(self, key: ArrayKey, w: np.ndarray) -> np.ndarray:
         return w
@@ -73,10 +74,9 @@ class MixedPrecision(Direct):
         # χ += change; n = trunc(χ / one nominal step), at most the pulses per update the cell
         # takes (what is over stays in χ); χ −= n·step
         n = kernels.accumulate_pulses_(acc, change, cells.nominal_step(), cells.limit())
-        moved = n != 0
         cells.pulse(w, n, params, dev.rng)
         dev.counter.periphery(key, ops=acc.size, bytes=2 * F32_BYTES * acc.size)
-        return moved
+        return n
 
     def rescale(self, key, factor):
         self.device.extra["acc", key] *= DTYPE(factor)
