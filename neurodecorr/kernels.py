@@ -14,10 +14,11 @@ kept a core busy (each launch waits for a second core), and the BLAS already use
 
 Random numbers are counter-based: one 64-bit key drawn from the caller's generator per call,
 and for element i the 64 bits z_i = splitmix64(key + i·φ). Stochastic rounding takes the
-uniform (z_i >> 40)·2^−24; `normals` forms √(−2 ln u)·cos θ (Box–Muller) from z_i alone, u
-from its high 32 bits (as a float32: 24 significant bits) and θ from the 24 below them, in
-float32 arithmetic without library calls, so that the loops that draw them vectorise. A result
-depends on the generator's state and i alone, not on threads.
+uniform (z_i >> 40)·2^−24. `normals` forms √(−2 ln u)·cos θ and √(−2 ln u)·sin θ (Box–Muller)
+from one draw's bits, u from its high 32 bits (as a float32: 24 significant bits) and θ from
+the 24 below them, in float32 arithmetic without library calls, so that the loops that draw
+them vectorise; in each block of 32 elements, element l < 16 takes draw 16q + l's cosine and
+element 16 + l its sine. A result depends on the generator's state and i alone, not on threads.
 
 Shapes: any (arrays are flattened; they must be C-contiguous float32 where written in place).
 """
@@ -65,12 +66,13 @@ _F16_MIN_NORMAL_BITS, _F16_OVERFLOW_BITS, _INF_BITS = (
 MIN_STEP = np.float32(1e-12)  # a device's pulse step as divided by: 0 (a device with none) floored
 
 
-# Standard normals by Box–Muller, one counter-based draw per element: its top 24 bits and the
-# next 8 give the radius's uniform u ∈ (0, 1] (formed in float32: 24 significant bits, down to
-# 2^-33, so |ξ| < 6.764), bits 8–31 the angle.
-# ξ = √(−2 ln u)·cos θ in float32 arithmetic alone (no library calls, so that a loop of them
-# vectorises): ln u from u's exponent and an atanh series of its mantissa in [√½, √2), cos θ from
-# θ's quadrant and Taylor series of sin and cos on [0, π/2).
+# Standard normals by Box–Muller, two per counter-based draw: its top 24 bits and the next 8
+# give the radius's uniform u ∈ (0, 1] (formed in float32: 24 significant bits, down to 2^-33,
+# so |ξ| < 6.764), bits 8–31 the angle. ξ = √(−2 ln u)·cos θ and √(−2 ln u)·sin θ in float32
+# arithmetic alone (no library calls, so that a loop of them vectorises): ln u from u's exponent
+# and an atanh series of its mantissa in [√½, √2), cos θ and sin θ from θ's quadrant and Taylor
+# series of sin and cos on [0, π/2) (both series are formed for either, so a draw's second
+# normal is nearly free: 0.93 against 1.54 ns a normal drawn alone).
 _S8, _LOW8, _LOW24 = np.uint64(8), np.uint64(0xFF), np.uint64(0xFFFFFF)
 _HALF, _ONE, _TWO = np.float32(0.5), np.float32(1), np.float32(2)
 _INV256, _LN2, _SQRT2 = np.float32(2.0 ** -8), np.float32(math.log(2)), np.float32(math.sqrt(2))
@@ -93,11 +95,13 @@ def _np_normals(n, key):
     return _np_normals_at(np.arange(n, dtype=np.uint64), key)
 
 
-def _np_normals_at(index: np.ndarray, key):
-    """The normals of elements `index` (uint64) of `key`'s stream: `normals`' values there, by
-    the same float32 operations in the same order as `_compiled._nb_normal`."""
+def _np_normal_pairs(p: np.ndarray, key):
+    """Draws p's (uint64) two standard normals, r·cos θ and r·sin θ of one uniform u and angle θ
+    (Box–Muller), by the same float32 operations in the same order as
+    `_compiled._nb_normal_pair`: ln u from u's exponent and an atanh series of its mantissa,
+    sin and cos from θ's quadrant and Taylor series on [0, π/2)."""
     with np.errstate(over="ignore"):
-        z = _mix(index * _GOLDEN + key)
+        z = _mix(p * _GOLDEN + key)
     top = (z >> _S40).astype(np.int32).astype(DTYPE)
     low = ((z >> np.uint64(32)) & _LOW8).astype(np.int32).astype(DTYPE)
     u = (top + (low + _HALF) * _INV256) * _TO_UNIT
@@ -120,9 +124,21 @@ def _np_normals_at(index: np.ndarray, key):
     c2, c4, c6, c8, c10, c12 = _COS
     sin = f * (_ONE + f2 * (s3 + f2 * (s5 + f2 * (s7 + f2 * (s9 + f2 * s11)))))
     cos = _ONE + f2 * (c2 + f2 * (c4 + f2 * (c6 + f2 * (c8 + f2 * (c10 + f2 * c12)))))
-    c = np.where((quadrant & np.int32(1)) != 0, sin, cos)  # cos(q·π/2 + f)
+    odd = (quadrant & np.int32(1)) != 0
+    c = np.where(odd, sin, cos)  # cos(q·π/2 + f)
     c = np.where(((quadrant + np.int32(1)) & np.int32(2)) != 0, -c, c)
-    return (r * c).astype(DTYPE)
+    sn = np.where(odd, cos, sin)  # sin(q·π/2 + f)
+    sn = np.where((quadrant & np.int32(2)) != 0, -sn, sn)
+    return (r * c).astype(DTYPE), (r * sn).astype(DTYPE)
+
+
+def _np_normals_at(index: np.ndarray, key):
+    """The normals of elements `index` (uint64) of `key`'s stream: `normals`' values there. In
+    each block of 32 elements, element l < 16 takes draw 16q + l's cosine and element 16 + l its
+    sine (so a loop forms both of a draw's normals at once, and each stays contiguous)."""
+    index = np.asarray(index, dtype=np.uint64)
+    c, sn = _np_normal_pairs((index >> np.uint64(5)) * np.uint64(16) + (index & np.uint64(15)), key)
+    return np.where((index & np.uint64(16)) != 0, sn, c)
 
 
 def draw_key(rng: np.random.Generator) -> np.uint64:
@@ -250,9 +266,10 @@ def uniforms(n: int, key: np.uint64) -> np.ndarray:
 def normals(shape, rng: np.random.Generator, scale=1.0) -> np.ndarray:
     """Standard normal float32 draws of `shape`, times `scale` (in float32, in the same pass):
     Box–Muller on the counter-based draws of one key drawn from `rng` (one draw of it; element
-    i's value depends on the key and i alone), in float32 arithmetic that vectorises (see
-    `_np_normals_at`; |ξ| < 6.764). About six times faster than numpy's own generator here; the
-    numpy fallback gives the same values."""
+    i's value depends on the key and i alone), both normals of each draw used, in float32
+    arithmetic that vectorises (see `_np_normals_at`; |ξ| < 6.764). About nine times faster
+    than numpy's own generator here (0.93 against ~9 ns a draw); the numpy fallback gives the
+    same values."""
     key = draw_key(rng)
     n = int(np.prod(shape))
     scale = DTYPE(scale)

@@ -235,20 +235,39 @@ def test_normals_are_standard_normal_and_match_the_fallback():
 
 
 def test_normals_are_box_muller_of_their_bits_to_float32_precision():
-    """The float32 series for ln u, sin and cos give √(−2 ln u)·cos θ of the same uniforms as
-    float64's library functions do, to a few float32 rounding steps, in the tails and at the
-    quadrants' edges too."""
+    """The float32 series for ln u, sin and cos give √(−2 ln u)·cos θ and √(−2 ln u)·sin θ of
+    the same uniforms as float64's library functions do, to a few float32 rounding steps, in the
+    tails and at the quadrants' edges too; each block of 32 elements takes 16 draws' cosines,
+    then their sines."""
     index = np.arange(2_000_000, dtype=np.uint64)
     key = np.uint64(12345)
     ours = kernels._np_normals_at(index, key).astype(np.float64)
+    draw = (index >> np.uint64(5)) * np.uint64(16) + (index & np.uint64(15))
     with np.errstate(over="ignore"):
-        z = kernels._mix(index * kernels._GOLDEN + key)
+        z = kernels._mix(draw * kernels._GOLDEN + key)
     top, low = (z >> np.uint64(40)).astype(F32), ((z >> np.uint64(32)) & np.uint64(255)).astype(F32)
     u = ((top + (low + F32(0.5)) * F32(2.0**-8)) * F32(2.0**-24)).astype(np.float64)  # u as drawn, in float32
     theta = ((z >> np.uint64(8)) & np.uint64(0xFFFFFF)).astype(np.float64) * (2 * np.pi / 2**24)
-    exact = np.sqrt(-2 * np.log(u)) * np.cos(theta)
+    sine = (index & np.uint64(16)) != 0
+    exact = np.sqrt(-2 * np.log(u)) * np.where(sine, np.sin(theta), np.cos(theta))
+    assert sine.mean() == 0.5
     assert np.max(np.abs(ours - exact)) < 2e-6  # 0.9e-6 measured, at |ξ| = 4.2
     assert np.max(np.abs(ours - exact) / np.maximum(np.abs(exact), 1)) < 1e-6
+
+
+def test_compiled_normals_match_at_every_alignment():
+    """Kernels draw a row's normals from any start (a tile row of 784 outputs starts mid-block):
+    the blocks of 32 a pair at a time, the ends one at a time, the same values as the stream."""
+    key = kernels.draw_key(np.random.default_rng(7))
+    stream = kernels._np_normals(3000, key)
+    parts = np.zeros((2, 3, 97), DTYPE)  # rows of 97 start 0, 1, … 5 past a block of 32
+    got = kernels.adc_sum(parts, np.random.default_rng(7), inv_scale=1, bound=100, step=2.0**-20,
+                          noise_sd=1.0)
+    expected = np.rint(stream[:2 * 3 * 97].reshape(2, 3, 97) / F32(2.0**-20)) * F32(2.0**-20)
+    np.testing.assert_allclose(got, expected.sum(axis=0), rtol=0, atol=1e-5)
+    W = np.zeros(9000, DTYPE)  # add_noise's chunks of 4096 and a tail
+    noisy = kernels.add_noise(W, np.ones_like(W), 1.0, np.random.default_rng(8))
+    assert np.array_equal(noisy, kernels._np_normals(9000, kernels.draw_key(np.random.default_rng(8))))
 
 
 @pytest.mark.parametrize("var_shape", [None, "entry", "row"])
