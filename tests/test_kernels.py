@@ -265,6 +265,9 @@ def test_compiled_normals_match_at_every_alignment():
                           noise_sd=1.0)
     expected = np.rint(stream[:2 * 3 * 97].reshape(2, 3, 97) / F32(2.0**-20)) * F32(2.0**-20)
     np.testing.assert_allclose(got, expected.sum(axis=0), rtol=0, atol=1e-5)
+    short = kernels.adc_sum(np.zeros((1, 4, 7), DTYPE), np.random.default_rng(7), inv_scale=1, bound=100,
+                            step=2.0**-20, noise_sd=1.0)  # rows of 7 inside one block of 32
+    np.testing.assert_allclose(short.ravel(), np.rint(stream[:28] / F32(2.0**-20)) * F32(2.0**-20), atol=1e-5)
     W = np.zeros(9000, DTYPE)  # add_noise's chunks of 4096 and a tail
     noisy = kernels.add_noise(W, np.ones_like(W), 1.0, np.random.default_rng(8))
     assert np.array_equal(noisy, kernels._np_normals(9000, kernels.draw_key(np.random.default_rng(8))))
@@ -286,6 +289,11 @@ def test_adc_sum_is_the_adc_of_the_same_normals(var_shape):
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="variance"):
         kernels.adc_sum(parts, rng, inv_scale=1, bound=1, step=0.1, noise_sd=0.1, var=parts[:, :2])
+    with pytest.raises(ValueError, match="row scales"):  # one per row, not per output
+        kernels.adc_sum(parts, rng, inv_scale=1, bound=1, step=0.1, noise_sd=0.1, row_scale=row_scale[:39])
+    flat = kernels.adc_sum(parts, np.random.default_rng(1), inv_scale=0.5, bound=1.0, step=0.01,
+                           noise_sd=0.06, var=var, sd_factor=0.5, row_scale=row_scale.ravel())
+    assert np.array_equal(flat, ours)  # (B,) or (B, 1): each row's scale
 
 
 def test_add_noise_and_dac_match_numpy():
