@@ -333,6 +333,20 @@ def _nb_clip_block(w, b0, m, w_lo, w_hi):
         w[b0 + k] = w_lo if wi < w_lo else (w_hi if wi > w_hi else wi)
 
 
+@numba.njit(inline="always", cache=True, error_model="numpy")
+def _nb_pulse_block(w, n, blk, w_lo, w_hi, key, xi):
+    # block blk of a pulse kernel: its first device, its size and how many of it pulse; one
+    # without pulses is clipped here, one with pulses gets its devices' normals in xi
+    b0 = blk * _BLOCK
+    m = min(_BLOCK, w.size - b0)
+    pulsed = _nb_block_pulsed(n, b0, m)
+    if pulsed == 0:
+        _nb_clip_block(w, b0, m, w_lo, w_hi)
+    else:
+        _nb_fill_normals(key, b0, xi, m, np.float32(1))
+    return b0, m, pulsed
+
+
 # The pulse kernels run in blocks: one without pulses is only clipped; in one with pulses every
 # device's noise is formed and a select keeps it where n ≠ 0, so that the loop vectorises (the
 # count in 32 bits: 16 lanes wide, not 8). A decorrelation array pulses ~0.1 % of its devices a
@@ -344,14 +358,10 @@ def _nb_pulse(w, n, eps, coeff, lo, hi, key):
     moved = np.int32(0)
     xi = np.empty(_BLOCK, np.float32)  # a pulsed block's normals
     for blk in range((w.size + _BLOCK - 1) // _BLOCK):
-        b0 = blk * _BLOCK
-        m = min(_BLOCK, w.size - b0)
-        pulsed = _nb_block_pulsed(n, b0, m)
+        b0, m, pulsed = _nb_pulse_block(w, n, blk, lo, hi, key, xi)
         moved += pulsed
         if pulsed == 0:
-            _nb_clip_block(w, b0, m, lo, hi)
             continue
-        _nb_fill_normals(key, b0, xi, m, np.float32(1))
         for k in range(m):
             i = b0 + k
             wi = w[i]
@@ -369,14 +379,10 @@ def _nb_rram_pulse(w, n, dw, ud, soft, w_min, w_max, ctoc, key):
     moved = np.int32(0)
     xi = np.empty(_BLOCK, np.float32)  # a pulsed block's normals
     for blk in range((w.size + _BLOCK - 1) // _BLOCK):
-        b0 = blk * _BLOCK
-        m = min(_BLOCK, w.size - b0)
-        pulsed = _nb_block_pulsed(n, b0, m)
+        b0, m, pulsed = _nb_pulse_block(w, n, blk, w_min, w_max, key, xi)
         moved += pulsed
         if pulsed == 0:
-            _nb_clip_block(w, b0, m, w_min, w_max)
             continue
-        _nb_fill_normals(key, b0, xi, m, np.float32(1))
         for k in range(m):
             i = b0 + k
             wi = w[i]
