@@ -292,9 +292,9 @@ def _nb_half(a, scale, out):
 
 
 @_jit
-def _nb_accumulate(acc, change, step, limit, n):
+def _nb_accumulate(acc, change, step, limit, n, divisor):
     for i in range(acc.size):
-        a = acc[i] + change[i]
+        a = acc[i] + change[i] / divisor
         k = np.trunc(a / step)
         if k < -limit:
             k = -limit
@@ -307,11 +307,12 @@ def _nb_accumulate(acc, change, step, limit, n):
 
 
 @_jit
-def _nb_pulse_counts(change, step, per_device, limit, key, n):
-    # n = stochastic_round(change / max(step, MIN_STEP)), clipped to ±limit (`_nb_round`'s draw i)
+def _nb_pulse_counts(change, step, per_device, limit, key, n, divisor):
+    # n = stochastic_round((change / divisor) / max(step, MIN_STEP)), clipped to ±limit
+    # (`_nb_round`'s draw i)
     for i in range(change.size):
         s = step[i] if per_device else step[0]
-        n[i] = _nb_round(change[i] / (s if s > MIN_STEP else MIN_STEP), -limit, limit, key, i, True)
+        n[i] = _nb_round(change[i] / divisor / (s if s > MIN_STEP else MIN_STEP), -limit, limit, key, i, True)
 
 
 _BLOCK = 128  # devices a pulse kernel checks for pulses at once
@@ -327,75 +328,65 @@ def _nb_block_pulsed(n, b0, m):
 
 
 @numba.njit(inline="always", cache=True, error_model="numpy")
-def _nb_clip_block(w, b0, m, w_lo, w_hi):
-    for k in range(m):
-        wi = w[b0 + k]
-        w[b0 + k] = w_lo if wi < w_lo else (w_hi if wi > w_hi else wi)
-
-
-@numba.njit(inline="always", cache=True, error_model="numpy")
-def _nb_pulse_block(w, n, blk, w_lo, w_hi, key, xi):
+def _nb_pulse_block(w, n, blk, key, xi):
     # block blk of a pulse kernel: its first device, its size and how many of it pulse; one
-    # without pulses is clipped here, one with pulses gets its devices' normals in xi
+    # with pulses gets its devices' normals in xi
     b0 = blk * _BLOCK
     m = min(_BLOCK, w.size - b0)
     pulsed = _nb_block_pulsed(n, b0, m)
-    if pulsed == 0:
-        _nb_clip_block(w, b0, m, w_lo, w_hi)
-    else:
+    if pulsed != 0:
         _nb_fill_normals(key, b0, xi, m, np.float32(1))
     return b0, m, pulsed
 
 
-# The pulse kernels run in blocks: one without pulses is only clipped; in one with pulses every
-# device's noise is formed and a select keeps it where n ≠ 0, so that the loop vectorises (the
-# count in 32 bits: 16 lanes wide, not 8). A decorrelation array pulses ~0.1 % of its devices a
-# step: 0.4 against 1.8 ns a device (614,656 devices, AMD Zen 4). A device's index is
-# blk·_BLOCK + k, which LLVM sees is ≥ 0: with range(b0, b1) numba's wraparound for a negative
-# index kept the loops from vectorising (10 ns a device).
+# The pulse kernels run in blocks: one without pulses is skipped; in one with pulses every
+# device's step and noise are formed and a select keeps them where n ≠ 0, so that the loop
+# vectorises (the count in 32 bits: 16 lanes wide, not 8). A decorrelation array pulses ~0.1 %
+# of its devices a step: 0.35 against 1.8 ns a device (614,656 devices, AMD Zen 4). A device's
+# index is blk·_BLOCK + k, which LLVM sees is ≥ 0: with range(b0, b1) numba's wraparound for a
+# negative index kept the loops from vectorising (10 ns a device). The array is held in units of
+# `scale` times the device's (the crossbar's engine units): a pulsed device is converted, moved,
+# clipped and converted back; the others are left as they are.
 @_jit
-def _nb_pulse(w, n, eps, coeff, lo, hi, key):
+def _nb_pulse(w, n, eps, coeff, lo, hi, key, scale):
     moved = np.int32(0)
     xi = np.empty(_BLOCK, np.float32)  # a pulsed block's normals
     for blk in range((w.size + _BLOCK - 1) // _BLOCK):
-        b0, m, pulsed = _nb_pulse_block(w, n, blk, lo, hi, key, xi)
+        b0, m, pulsed = _nb_pulse_block(w, n, blk, key, xi)
         moved += pulsed
         if pulsed == 0:
             continue
         for k in range(m):
             i = b0 + k
-            wi = w[i]
             ni = n[i]
-            z = xi[k]
-            stepped = wi + (ni * eps + coeff * np.sqrt(abs(ni)) * eps * z)
-            wi = stepped if ni != 0 else wi
-            w[i] = lo if wi < lo else (hi if wi > hi else wi)
+            stepped = w[i] / scale + (ni * eps + coeff * np.sqrt(abs(ni)) * eps * xi[k])
+            stepped = lo if stepped < lo else (hi if stepped > hi else stepped)
+            w[i] = stepped * scale if ni != 0 else w[i]
     return moved
 
 
 @_jit
-def _nb_rram_pulse(w, n, dw, ud, soft, w_min, w_max, ctoc, key):
+def _nb_rram_pulse(w, n, dw, ud, soft, w_min, w_max, ctoc, key, scale):
     one, zero = np.float32(1), np.float32(0)
     moved = np.int32(0)
     xi = np.empty(_BLOCK, np.float32)  # a pulsed block's normals
     for blk in range((w.size + _BLOCK - 1) // _BLOCK):
-        b0, m, pulsed = _nb_pulse_block(w, n, blk, w_min, w_max, key, xi)
+        b0, m, pulsed = _nb_pulse_block(w, n, blk, key, xi)
         moved += pulsed
         if pulsed == 0:
             continue
         for k in range(m):
             i = b0 + k
-            wi = w[i]
+            wi = w[i] / scale
             ni = n[i]
             up = ni > 0
             step = dw[i] * ((one + ud[i]) if up else (one - ud[i]))
             if soft:
                 step = step * ((one - wi / w_max) if up else (one - wi / w_min))
             step = step if step > zero else zero
-            z = xi[k]
-            stepped = wi + ni * step + (ctoc * step * np.sqrt(abs(ni))) * z
-            wi = stepped if ni != 0 else wi
-            w[i] = w_min if wi < w_min else (w_max if wi > w_max else wi)
+            stepped = wi + ni * step + (ctoc * step * np.sqrt(abs(ni))) * xi[k]
+            stepped = w_min if stepped < w_min else (w_max if stepped > w_max else stepped)
+            w[i] = stepped * scale if ni != 0 else w[i]
     return moved
 
 

@@ -204,24 +204,23 @@ def _pulse_normals(n, key):
     return _np_normals_at(np.flatnonzero(n).astype(np.uint64), key)
 
 
-def _np_pulse(w, n, eps, coeff, key, lo, hi):
+def _np_pulse(w, n, eps, coeff, key, lo, hi, scale=_ONE):
     moved = n != 0
     inc = n[moved] * eps
-    w[moved] += inc + coeff * np.sqrt(np.abs(n[moved])) * eps * _pulse_normals(n, key)
-    np.clip(w, lo, hi, out=w)
+    stepped = w[moved] / scale + (inc + coeff * np.sqrt(np.abs(n[moved])) * eps * _pulse_normals(n, key))
+    w[moved] = np.clip(stepped, lo, hi) * scale
 
 
-def _np_rram_pulse(w, n, dw, ud, soft, w_min, w_max, ctoc, key):
+def _np_rram_pulse(w, n, dw, ud, soft, w_min, w_max, ctoc, key, scale=_ONE):
     moved = n != 0
-    n_m, w_m, dw_m, ud_m = n[moved], w[moved], dw[moved], ud[moved]
+    n_m, w_m, dw_m, ud_m = n[moved], w[moved] / scale, dw[moved], ud[moved]
     up = n_m > 0
     step = dw_m * np.where(up, 1 + ud_m, 1 - ud_m)
     if soft:
         step = step * np.where(up, 1 - w_m / w_max, 1 - w_m / w_min)
     step = np.maximum(step, 0)
     noise = ctoc * step * np.sqrt(np.abs(n_m))
-    w[moved] = w_m + n_m * step + noise * _pulse_normals(n, key)
-    np.clip(w, w_min, w_max, out=w)
+    w[moved] = np.clip(w_m + n_m * step + noise * _pulse_normals(n, key), w_min, w_max) * scale
 
 
 def _np_max_abs_diff(a, b):
@@ -421,58 +420,61 @@ def half(a: np.ndarray, scale=1.0) -> np.ndarray:
     return out
 
 
-def accumulate_pulses_(acc: np.ndarray, change: np.ndarray, step, limit) -> np.ndarray:
-    """A digital accumulator's pulses: acc += change; n = trunc(acc / step), at most `limit`
-    either way; acc −= n·step (in place). Returns n (float32 integers)."""
-    step, limit = DTYPE(step), DTYPE(limit)
+def accumulate_pulses_(acc: np.ndarray, change: np.ndarray, step, limit, divisor=1.0) -> np.ndarray:
+    """A digital accumulator's pulses: acc += change / divisor (a change in other units, divided
+    in the same pass); n = trunc(acc / step), at most `limit` either way; acc −= n·step (in
+    place). Returns n (float32 integers)."""
+    step, limit, divisor = DTYPE(step), DTYPE(limit), DTYPE(divisor)
     if not _fused(acc, change) or acc.shape != change.shape:
-        return _np_accumulate(acc, change, step, limit)
+        return _np_accumulate(acc, change / divisor, step, limit)
     n = np.empty_like(acc)
-    _nb()._nb_accumulate(acc.reshape(-1), change.reshape(-1), step, limit, n.reshape(-1))
+    _nb()._nb_accumulate(acc.reshape(-1), change.reshape(-1), step, limit, n.reshape(-1), divisor)
     return n
 
 
-def pulses(change: np.ndarray, step, limit, key: np.uint64) -> np.ndarray:
-    """Each device's pulses for a requested change: stochastic_round(change / step) (step a
-    scalar or one per device, floored at `MIN_STEP`), at most `limit` either way (float32 integers),
-    the rounding drawn from `key` as `to_grid` draws it. One pass."""
+def pulses(change: np.ndarray, step, limit, key: np.uint64, divisor=1.0) -> np.ndarray:
+    """Each device's pulses for a requested change: stochastic_round((change / divisor) / step)
+    (step a scalar or one per device, floored at `MIN_STEP`), at most `limit` either way (float32
+    integers), the rounding drawn from `key` as `to_grid` draws it. One pass."""
     change = np.ascontiguousarray(change, dtype=DTYPE)
-    limit = DTYPE(min(limit, 2**31))
+    limit, divisor = DTYPE(min(limit, 2**31)), DTYPE(divisor)
     per_device = np.ndim(step) > 0
     step = np.ascontiguousarray(step, dtype=DTYPE)
     if not _fused(change) or (per_device and step.shape != change.shape):
-        return _np_pulse_counts(change, step, limit, key)
+        return _np_pulse_counts(change / divisor, step, limit, key)
     n = np.empty_like(change)
-    _nb()._nb_pulse_counts(change.reshape(-1), step.reshape(-1), per_device, limit, key, n.reshape(-1))
+    _nb()._nb_pulse_counts(change.reshape(-1), step.reshape(-1), per_device, limit, key, n.reshape(-1), divisor)
     return n
 
 
-def pulse_(w: np.ndarray, n: np.ndarray, eps, coeff, rng: np.random.Generator, bounds) -> int:
-    """n pulses of size eps on each device w (in place), with relative noise coeff·√|n| (device
-    i's normal is normal i of one key drawn from `rng`, as `normals` draws them), then w
-    clipped to `bounds`. Returns how many devices were pulsed."""
-    eps, coeff = DTYPE(eps), DTYPE(coeff)
+def pulse_(w: np.ndarray, n: np.ndarray, eps, coeff, rng: np.random.Generator, bounds,
+           scale=1.0) -> int:
+    """n pulses of size eps on each device where n ≠ 0 (in place), with relative noise
+    coeff·√|n| (device i's normal is normal i of one key drawn from `rng`, as `normals` draws
+    them), each pulsed device then clipped to `bounds`; a device without pulses is left as it
+    is. w holds scale × the devices' values (a pulsed one is divided by it, moved and multiplied
+    back). Returns how many devices were pulsed."""
+    eps, coeff, scale = DTYPE(eps), DTYPE(coeff), DTYPE(scale)
     lo, hi = DTYPE(bounds[0]), DTYPE(bounds[1])
     key = draw_key(rng)
     if _fused(w, n) and w.shape == n.shape:
-        return int(_nb()._nb_pulse(w.reshape(-1), n.reshape(-1), eps, coeff, lo, hi,
-                                   key))
-    _np_pulse(w, n, eps, coeff, key, lo, hi)
+        return int(_nb()._nb_pulse(w.reshape(-1), n.reshape(-1), eps, coeff, lo, hi, key, scale))
+    _np_pulse(w, n, eps, coeff, key, lo, hi, scale)
     return int(np.count_nonzero(n))
 
 
 def rram_pulse_(w: np.ndarray, n: np.ndarray, dw: np.ndarray, ud: np.ndarray, soft_bounds: bool,
-                bounds, ctoc, rng: np.random.Generator) -> int:
-    """n pulses on each RRAM device w (in place): a step dw·(1 ± ud) up or down, with soft bounds
-    × (1 − w/w_max) up, × (1 − w/w_min) down, cycle-to-cycle noise ctoc·step·√|n| (device i's
-    normal as in `pulse_`), then w clipped to bounds. Returns the count pulsed."""
-    w_min, w_max, ctoc = DTYPE(bounds[0]), DTYPE(bounds[1]), DTYPE(ctoc)
+                bounds, ctoc, rng: np.random.Generator, scale=1.0) -> int:
+    """n pulses on each RRAM device where n ≠ 0 (in place): a step dw·(1 ± ud) up or down, with
+    soft bounds × (1 − w/w_max) up, × (1 − w/w_min) down, cycle-to-cycle noise ctoc·step·√|n|
+    (device i's normal as in `pulse_`), each pulsed device then clipped to bounds; w holds
+    scale × the devices' values, as in `pulse_`. Returns the count pulsed."""
+    w_min, w_max, ctoc, scale = DTYPE(bounds[0]), DTYPE(bounds[1]), DTYPE(ctoc), DTYPE(scale)
     key = draw_key(rng)
     if _fused(w, n, dw, ud) and w.shape == n.shape == dw.shape == ud.shape:
         return int(_nb()._nb_rram_pulse(w.reshape(-1), n.reshape(-1), dw.reshape(-1), ud.reshape(-1),
-                                        bool(soft_bounds), w_min, w_max, ctoc,
-                                        key))
-    _np_rram_pulse(w, n, dw, ud, soft_bounds, w_min, w_max, ctoc, key)
+                                        bool(soft_bounds), w_min, w_max, ctoc, key, scale))
+    _np_rram_pulse(w, n, dw, ud, soft_bounds, w_min, w_max, ctoc, key, scale)
     return int(np.count_nonzero(n))
 
 

@@ -318,33 +318,42 @@ def test_add_noise_and_dac_match_numpy():
 @pytest.mark.parametrize("sparse", [False, True])
 def test_rram_pulses_match_numpy(soft, sparse):
     rng = np.random.default_rng(12)
-    w = rng.uniform(-0.6, 0.6, (80, 90)).astype(DTYPE)
+    scale = F32(0.37)  # the array held in the crossbar's units: scale × the device weights
+    w = (rng.uniform(-0.6, 0.6, (80, 90)) * scale).astype(DTYPE)
     n = np.rint(rng.standard_normal(w.shape) * 1.5).astype(DTYPE)
     if sparse:  # most of the kernel's blocks without a pulse (a decorrelation array's steps)
         n[rng.uniform(size=n.shape) > 0.002] = 0
-        w[0, :3] = (-0.9, 0.7, -0.0)  # outside the bounds unpulsed: clipped all the same
     dw = np.abs(0.01 + 0.003 * rng.standard_normal(w.shape)).astype(DTYPE)
     ud = (0.05 * rng.standard_normal(w.shape)).astype(DTYPE)
     ours, ref = w.copy(), w.copy()
-    moved = kernels.rram_pulse_(ours, n, dw, ud, soft, (-0.6, 0.6), 0.3, np.random.default_rng(1))
+    moved = kernels.rram_pulse_(ours, n, dw, ud, soft, (-0.6, 0.6), 0.3, np.random.default_rng(1), scale)
     key = kernels.draw_key(np.random.default_rng(1))
-    kernels._np_rram_pulse(ref, n, dw, ud, soft, F32(-0.6), F32(0.6), F32(0.3), key)
+    kernels._np_rram_pulse(ref, n, dw, ud, soft, F32(-0.6), F32(0.6), F32(0.3), key, scale)
     assert moved == np.count_nonzero(n) and np.array_equal(ours, ref)
+    assert np.array_equal(ours[n == 0], w[n == 0]) and not np.array_equal(ours[n != 0], w[n != 0])
+    assert np.abs(ours).max() <= F32(0.6) * scale * (1 + 1e-6)
 
 
-def test_sparse_pulses_match_numpy():
+@pytest.mark.parametrize("scale", [1.0, 0.043])
+def test_sparse_pulses_match_numpy(scale):
+    """A device without pulses is left exactly as it is, even outside the bounds (no conversion
+    to device units and back); a pulsed one is converted, moved, clipped and converted back."""
     rng = np.random.default_rng(13)
-    w = rng.uniform(-1.2, 1.2, 50_003).astype(DTYPE)  # unpulsed devices outside (-1, 1) too
+    scale = F32(scale)
+    w = (rng.uniform(-1.2, 1.2, 50_003) * scale).astype(DTYPE)  # some outside (-1, 1) × scale
     n = np.zeros_like(w)
     hit = rng.choice(w.size, 40, replace=False)
     n[hit] = rng.choice([-2, -1, 1, 3], 40).astype(DTYPE)
     ours, ref = w.copy(), w.copy()
-    moved = kernels.pulse_(ours, n, 0.01, 0.3, np.random.default_rng(5), (-1, 1))
+    moved = kernels.pulse_(ours, n, 0.01, 0.3, np.random.default_rng(5), (-1, 1), scale)
     key = kernels.draw_key(np.random.default_rng(5))
-    kernels._np_pulse(ref, n, F32(0.01), F32(0.3), key, F32(-1), F32(1))
+    kernels._np_pulse(ref, n, F32(0.01), F32(0.3), key, F32(-1), F32(1), scale)
     assert moved == 40 and np.array_equal(ours, ref)
-    untouched = (n == 0) & (np.abs(w) <= 1)
-    assert np.array_equal(ours[untouched], w[untouched]) and np.abs(ours).max() <= 1
+    assert np.array_equal(ours[n == 0], w[n == 0])
+    z = kernels._np_normals_at(hit.astype(np.uint64), key)
+    expected = np.clip(w[hit] / scale + (n[hit] * F32(0.01) + F32(0.3) * np.sqrt(np.abs(n[hit])) * F32(0.01) * z),
+                       -1, 1) * scale
+    assert np.array_equal(ours[hit], expected)
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.001, 0.3])

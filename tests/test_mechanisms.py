@@ -257,7 +257,7 @@ def test_mixed_precision_keeps_what_is_over_the_pulse_limit():
     step, limit = dev.cells.nominal_step(), dev.cells.limit()
     acc = dev.extra["acc", keys.W(0)]
     w = np.zeros((4, 4), F32)
-    dev.mechanism.write(keys.W(0), w, np.full((4, 4), (limit + 10.5) * step, F32))
+    dev.mechanism.write(keys.W(0), w, -np.full((4, 4), (limit + 10.5) * step, F32), 1.0)  # device units
     np.testing.assert_allclose(acc, 10.5 * step, rtol=1e-4)  # only `limit` pulses went out
 
 # ------------------------------------------------------------------ reads for node perturbation

@@ -48,10 +48,11 @@ class PCMCells:
     def limit(self) -> int:
         return np.iinfo(np.int32).max
 
-    def pulse(self, w: np.ndarray, n: np.ndarray, params: dict, rng) -> int:
-        """w += n·ε (+ noise), in place, where n ≠ 0; returns how many devices moved."""
+    def pulse(self, w: np.ndarray, n: np.ndarray, params: dict, rng, scale=1.0) -> int:
+        """w += n·ε (+ noise), in place, where n ≠ 0 (w: scale × the device weights); returns how
+        many devices moved."""
         return kernels.pulse_(w, n, self.spec.update_granularity, self.spec.update_noise, rng,
-                              self.bounds)
+                              self.bounds, scale)
 
 
 class RRAMCells:
@@ -87,10 +88,10 @@ class RRAMCells:
     def limit(self) -> int:
         return self.spec.max_pulses
 
-    def pulse(self, w: np.ndarray, n: np.ndarray, params: dict, rng) -> int:
+    def pulse(self, w: np.ndarray, n: np.ndarray, params: dict, rng, scale=1.0) -> int:
         r = self.spec
         return kernels.rram_pulse_(w, n, params["dw"], params["ud"], r.soft_bounds, self.bounds,
-                                   r.dw_min_ctoc, rng)
+                                   r.dw_min_ctoc, rng, scale)
 
 
 CELLS = {"pcm": PCMCells, "rram": RRAMCells}

@@ -176,12 +176,9 @@ class CrossbarDevice(IdealDevice):
         values = self._values(array, key)
         self._step_noise.pop(key, None)
         rescaled = self.xb.adapt_range and self._adapt_scale(values, delta, key)
-        scale = DTYPE(self.scales[key])
-        w = values / scale
-        moved = self.mechanism.write(key, w, np.divide(delta, -scale))
+        moved = self.mechanism.write(key, values, delta, DTYPE(self.scales[key]))
         # a rescale reprograms every (nonzero) device; else the moved ones
         self.counter.writes(key, values if rescaled else moved, values.size)
-        np.multiply(w, scale, out=values)
         if rescaled:
             self._sigma.pop(key, None)
         else:

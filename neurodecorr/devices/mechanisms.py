@@ -1,8 +1,11 @@
 """Learning mechanisms: how a requested change of an analogue array becomes pulses on its cells.
 
-Every mechanism takes the change in device units (`change`, the array's shape) and the array's
-device weights `w` (changed in place), and keeps its own state per array in `device.extra`
-(checkpointed with the device). The cells (`devices.cells`) turn pulses into conductance
+Every mechanism's `write(key, values, delta, scale)` takes the array as the crossbar holds it,
+`scale` × the device weights (changed in place), and the change asked of it in those units,
+values ← values − delta: in device units the change is −delta / scale. Direct pulses and mixed
+precision convert only the devices they pulse; the Tiki-Taka family (`devices.transfer`) works
+on device units. Each keeps its own state per array in `device.extra` (checkpointed with the
+device). The cells (`devices.cells`) turn pulses into conductance
 changes. Per step and array, each mechanism reports what it did to the device's counter:
 
 | mechanism       | what happens                                                    | counted                     |
@@ -29,10 +32,10 @@ from neurodecorr.numerics import DTYPE
 F32_BYTES = 4
 
 
-def direct_pulses(cells, change: np.ndarray, params: dict, rng) -> np.ndarray:
-    """n = stochastic_round(change / step), at most the cells' pulse limit either way (one pass,
-    one draw of `rng`)."""
-    return kernels.pulses(change, cells.step(params), cells.limit(), kernels.draw_key(rng))
+def direct_pulses(cells, change: np.ndarray, params: dict, rng, divisor=1.0) -> np.ndarray:
+    """n = stochastic_round((change / divisor) / step), at most the cells' pulse limit either way
+    (one pass, one draw of `rng`)."""
+    return kernels.pulses(change, cells.step(params), cells.limit(), kernels.draw_key(rng), divisor)
 
 
 class Direct:
@@ -44,13 +47,14 @@ class Direct:
     def install(self, key: ArrayKey, w: np.ndarray) -> None:
         self.device.cells.install(self.device, key, w.shape)
 
-    def write(self, key: ArrayKey, w: np.ndarray, change: np.ndarray) -> np.ndarray:
-        """Apply `change` to w (in place); returns an array whose nonzero entries are the
-        devices that moved (here each device's pulses)."""
+    def write(self, key: ArrayKey, values: np.ndarray, delta: np.ndarray, scale) -> np.ndarray:
+        """values ← values − delta as the devices can (values: scale × the device weights, in
+        place); returns an array whose nonzero entries are the devices that moved (here each
+        device's pulses)."""
         dev, cells = self.device, self.device.cells
         params = cells.params(dev, key)
-        n = direct_pulses(cells, change, params, dev.rng)
-        cells.pulse(w, n, params, dev.rng)
+        n = direct_pulses(cells, delta, params, dev.rng, divisor=-scale)
+        cells.pulse(values, n, params, dev.rng, scale)
         return n
 
     def effective(self, key: ArrayKey, w: np.ndarray) -> np.ndarray:
@@ -67,14 +71,14 @@ class MixedPrecision(Direct):
         super().install(key, w)
         self.device.extra["acc", key] = np.zeros_like(w)
 
-    def write(self, key, w, change):
+    def write(self, key, values, delta, scale):
         dev, cells = self.device, self.device.cells
         params = cells.params(dev, key)
         acc = dev.extra["acc", key]
-        # χ += change; n = trunc(χ / one nominal step), at most the pulses per update the cell
-        # takes (what is over stays in χ); χ −= n·step
-        n = kernels.accumulate_pulses_(acc, change, cells.nominal_step(), cells.limit())
-        cells.pulse(w, n, params, dev.rng)
+        # χ += −delta / scale (device units); n = trunc(χ / one nominal step), at most the pulses
+        # per update the cell takes (what is over stays in χ); χ −= n·step
+        n = kernels.accumulate_pulses_(acc, delta, cells.nominal_step(), cells.limit(), divisor=-scale)
+        cells.pulse(values, n, params, dev.rng, scale)
         dev.counter.periphery(key, ops=acc.size, bytes=2 * F32_BYTES * acc.size)
         return n
 

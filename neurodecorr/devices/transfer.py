@@ -76,7 +76,15 @@ class Transfer:
             if (what, key) in self.device.extra:
                 self.device.extra[what, key] *= DTYPE(factor)
 
-    def write(self, key: ArrayKey, w: np.ndarray, change: np.ndarray) -> np.ndarray:
+    def write(self, key: ArrayKey, values: np.ndarray, delta: np.ndarray, scale) -> np.ndarray:
+        """values ← values − delta through A and C (values: scale × the device weights, in place;
+        the family works on device units, converted here); returns the mask of devices moved."""
+        w = values / scale
+        moved = self._write_devices(key, w, np.divide(delta, -scale))
+        np.multiply(w, scale, out=values)
+        return moved
+
+    def _write_devices(self, key: ArrayKey, w: np.ndarray, change: np.ndarray) -> np.ndarray:
         dev, cells, spec = self.device, self.device.cells, self.spec
         A, C = dev.extra["A", key], dev.extra["C", key]
         chop = dev.extra["chop", key]
