@@ -159,7 +159,7 @@ class CrossbarDevice(IdealDevice):
             return
         values = self._values(array, key)
         self._sigma.pop(key, None)
-        max_abs = float(np.max(np.abs(values))) if values.size else 0.0
+        max_abs = kernels.max_abs(values)
         self.scales[key] = max(max_abs, 1e-12) * self.xb.weight_headroom / self.cells.range
         self.mechanism.install(key, values / DTYPE(self.scales[key]))
 
@@ -388,7 +388,7 @@ class _ProgrammedPCM(CrossbarDevice):
         if cached is not None and cached[0] is W:
             return cached
         p = self.pcm
-        max_abs = float(np.max(np.abs(W))) if W.size else 0.0
+        max_abs = kernels.max_abs(W)
         scale = max(max_abs, 1e-12) * self.xb.weight_headroom  # a fresh chip: range from its weights
         self.scales[key] = scale
         w = (W / DTYPE(scale)).astype(DTYPE)

@@ -54,7 +54,7 @@ class DigitalDevice(IdealDevice):
             return
         offset = self._offset(array, key)
         values = array - offset
-        max_abs = float(np.max(np.abs(values))) if values.size else 0.0
+        max_abs = kernels.max_abs(values)
         self.exponents[key] = shared_exponent(max_abs, self.spec.weight_bits, self.spec.weight_headroom)
         array[...] = self._weight_grid(values, key, None) + offset
         if self._sliced(key):  # the fine connection starts empty
