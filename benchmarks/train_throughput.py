@@ -8,7 +8,10 @@
    energy counters and the peak memory of a training run (goal ≤ 1 GiB). A rule's
    configurations are timed in rounds, each a GEMM block, a block of steps of every
    configuration and a GEMM block again: each figure is the median over the rounds of a ratio
-   between neighbours in time (`interleaved`), with its quartiles.
+   between neighbours in time (`interleaved`), with its quartiles. The same rounds time each
+   configuration's matrix products alone (`Products`): the fraction the step would reach if
+   nothing else took time, so a figure below its goal reads as the BLAS's rate on the net's
+   shapes or as the rest of the step.
 2. Whole `train` runs of the demo's net (small-mlp, 1 epoch on --chip-samples samples, the test
    set's evaluation, counters and report) on each shipped chip, as a ratio to the same run on
    ideal timed right before it (the median of --chip-repeats pairs' ratios; goals: digital ≤ 1.3×,
@@ -18,8 +21,8 @@
    apart also read the host's drift.
 
 Run: `make bench` or `.venv/bin/python benchmarks/train_throughput.py [--rounds N]
-[--chip-repeats 0]`. The element-wise
-kernels are numba's unless NEURODECORR_KERNELS=numpy (then the numpy fallback is measured).
+[--chip-repeats 0] [--chip-rounds 0]`. The element-wise kernels are numba's unless
+NEURODECORR_KERNELS=numpy (then the numpy fallback is measured).
 
 FLOPs counted per sample, for a dense layer with n_in inputs and n_out outputs (2 per multiply-add):
 forward W x̃: 2·n_in·n_out; backward to the layer below (bp/fa, not layer 0): 2·n_in·n_out (dfa
@@ -27,8 +30,9 @@ instead: D_l e_L, 2·n_out·n_classes per hidden layer); weight update e x̃ᵀ:
 decorrelated layers add R(a − μ): 2·n_in², the backward read through R (not layer 0): 2·n_in²,
 and the rule's Zᵀ(Z R) on the sub-sample: 4·n·n_in² per batch. np: two forward passes, no
 backward pass; on ideal the noisy one takes its first layer's x̃ and W x̃ from the clean one.
-Element-wise work (activations, Adam, noise draws) is not counted: it is what keeps the fraction
-below 1.
+Element-wise work (activations, Adam, noise draws) is not counted: with the BLAS's lower rate on
+some of these shapes (the weight updates' inner dimension of 256, the sub-sample's 26 rows, the
+10 outputs), it is what keeps the fraction below 1.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from neurodecorr.engine.step import train_step
 from neurodecorr.engine.trainer import blas_info
 from neurodecorr.nets.spec import load_spec
 from neurodecorr.rules.decorrelation import subsample_size
+from neurodecorr.rules.plasticity import local_outer
 
 
 class Gemm:
@@ -75,22 +80,67 @@ ENGINE_GOALS = {"bp": 0.85, "fa": 0.85, "dfa": 0.80, "np": 0.80}  # issue 14: fr
 DECOR_GOAL = 1.9  # issue 14: time with the seed rule over without (its FLOP ratio)
 
 
-def flops_per_batch(layers, rule: str, decor: bool, batch: int) -> float:
-    total = 0.0
+def step_products(layers, rule: str, decor: bool, batch: int) -> list[tuple[str, int, int, int]]:
+    """The matrix products of one training step on ideal, as (kind, rows, n_in, n_out), each
+    2·rows·n_in·n_out FLOPs, in the orientation the engine computes it: "forward" x (rows, n_in)
+    @ W (n_out, n_in)ᵀ (a read, `mvm`); "back" e (rows, n_in) @ M (n_in, n_out) (a transposed
+    read, `mvm_t`); "outer" eᵀ x with e (rows, n_in), x (rows, n_out) (an update, `local_outer`).
+    For R both widths are the layer's n_in."""
+    out = []
     n_sub = subsample_size(batch, 0.1)
     for i, s in enumerate(layers):
-        w = 2 * s.n_in * s.n_out
-        r = 2 * s.n_in * s.n_in if decor and s.decorrelated else 0
+        decorrelated = decor and s.decorrelated
         passes = 2 if rule == "np" and i > 0 else 1  # np's noisy pass reuses the first layer's
-        total += batch * passes * (w + r)  # forward (twice for np)
-        total += batch * w  # weight update
-        if rule in ("bp", "fa") and i > 0:
-            total += batch * (w + r)  # backward to the layer below, through W (or B) and R
+        for _ in range(passes):
+            if decorrelated:
+                out.append(("forward", batch, s.n_in, s.n_in))  # R(a − μ)
+            out.append(("forward", batch, s.n_in, s.n_out))
+        out.append(("outer", batch, s.n_out, s.n_in))  # weight update
+        if rule in ("bp", "fa") and i > 0:  # backward to the layer below, through W (or B) and R
+            out.append(("back", batch, s.n_out, s.n_in))
+            if decorrelated:
+                out.append(("back", batch, s.n_in, s.n_in))
         if rule == "dfa" and i < len(layers) - 1:
-            total += batch * 2 * s.n_out * layers[-1].n_out  # D_l e_L
-        if r:
-            total += 2 * n_sub * r  # Zᵀ(Z R)
-    return total
+            out.append(("forward", batch, layers[-1].n_out, s.n_out))  # D_l e_L
+        if decorrelated:  # the rule's Zᵀ(Z R) on the sub-sample
+            out += [("back", n_sub, s.n_in, s.n_in), ("outer", n_sub, s.n_in, s.n_in)]
+    return out
+
+
+def flops_per_batch(layers, rule: str, decor: bool, batch: int) -> float:
+    return float(sum(2 * rows * n_in * n_out for _, rows, n_in, n_out in step_products(layers, rule, decor, batch)))
+
+
+class Products:
+    """A step's matrix products alone (`step_products`), on random operands of the same shapes
+    and orientations (weight updates into kept buffers, as the engine's): what the step would
+    take if everything element-wise were free. Timed beside the steps, it splits the fraction of
+    GEMM into the BLAS's rate on these shapes and the rest of the step."""
+
+    def __init__(self, layers, rule: str, decor: bool, batch: int):
+        rng = np.random.default_rng(1)
+        self.calls = []
+        self.flops = flops_per_batch(layers, rule, decor, batch)
+        for kind, rows, n_in, n_out in step_products(layers, rule, decor, batch):
+            a = rng.standard_normal((rows, n_in), dtype=np.float32)
+            if kind == "forward":
+                b = rng.standard_normal((n_out, n_in), dtype=np.float32)
+                self.calls.append(lambda a=a, b=b: a @ b.T)
+            elif kind == "back":
+                b = rng.standard_normal((n_in, n_out), dtype=np.float32)
+                self.calls.append(lambda a=a, b=b: a @ b)
+            else:  # a weight update into its kept buffer; the decorrelation rule's into a new array
+                b = rng.standard_normal((rows, n_out), dtype=np.float32)
+                out = np.empty((n_in, n_out), np.float32) if rows == batch else None
+                self.calls.append(lambda a=a, b=b, out=out: local_outer(a, b, out=out))
+        self.seconds(2)
+
+    def seconds(self, steps: int) -> float:
+        t = time.perf_counter()
+        for _ in range(steps):
+            for call in self.calls:
+                call()
+        return (time.perf_counter() - t) / steps
 
 
 class Stepper:
@@ -183,6 +233,9 @@ def main(argv=None) -> int:
     rows, rates, counted = [], [], {}
     for rule in ("bp", "fa", "dfa", "np"):
         steppers = {d: Stepper(data, rule, d, args.batch_size) for d in ("none", "seed")}
+        layers = load_spec("paper-mlp").layers(data.input_shape, data.n_classes)
+        steppers.update({f"{d} products": Products(layers, rule, d != "none", args.batch_size)
+                         for d in ("none", "seed")})
         if rule == "bp":  # the energy counters' cost, in the same rounds
             steppers.update({f"{d} counted": Stepper(data, rule, d, args.batch_size, counting=True)
                              for d in ("none", "seed")})
@@ -192,7 +245,11 @@ def main(argv=None) -> int:
         for decor in ("none", "seed"):
             fraction, iqr = spread(per_round[decor][0])
             over, over_iqr = spread(times[decor] / times["none"])
-            rows.append((rule, decor, args.batch_size / np.median(times[decor]), fraction, iqr, over, over_iqr))
+            ceiling, _ = spread(per_round[f"{decor} products"][0])
+            rest, _ = spread(1 - times[f"{decor} products"] / times[decor])
+            products_over, _ = spread(times[f"{decor} products"] / times["none products"])
+            rows.append((rule, decor, args.batch_size / np.median(times[decor]), fraction, iqr, over, over_iqr,
+                         ceiling, rest, products_over))
         if rule == "bp":
             counted = {d: spread(times[f"{d} counted"] / times[d]) for d in ("none", "seed")}
         print(f"  {rule}: " + ", ".join(f"{n} {1e3 * np.median(t):.1f} ms" for n, t in times.items()),
@@ -202,14 +259,19 @@ def main(argv=None) -> int:
           f"GFLOP/s over the rounds (median {np.median(rates):.0f}). Each figure is the median over "
           f"{args.rounds} rounds of the ratio to its neighbours "
           f"(GEMM blocks either side; the same round's run without decorrelation), the 25th–75th "
-          "percentiles beside it.\n")
-    print("| rule | decor | samples/s | fraction of GEMM | (quartiles) | time vs no decor | (quartiles) | goal |")
-    print("|---|---|---|---|---|---|---|---|")
-    for rule, decor, sps, fraction, iqr, over, over_iqr in rows:
+          "percentiles beside it. *Products alone*: the step's matrix products by themselves (`Products`: "
+          "the same shapes and orientations, nothing element-wise) as a fraction of GEMM, the most the "
+          "step could reach with this BLAS, and their own time with the seed rule over without; *rest of the "
+          "step*: the share of the step's time outside them.\n")
+    print("| rule | decor | samples/s | fraction of GEMM | (quartiles) | products alone | rest of the step "
+          "| time vs no decor | (quartiles) | products alone vs no decor | goal |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for rule, decor, sps, fraction, iqr, over, over_iqr, ceiling, rest, products_over in rows:
         goal = ENGINE_GOALS[rule]
         met = fraction >= goal and (decor == "none" or over <= DECOR_GOAL)
-        print(f"| {rule} | {decor} | {sps:.0f} | {100 * fraction:.0f} % | {iqr} | {over:.2f}× | "
-              f"{'' if decor == 'none' else over_iqr} | "
+        print(f"| {rule} | {decor} | {sps:.0f} | {100 * fraction:.0f} % | {iqr} | {100 * ceiling:.0f} % | "
+              f"{100 * rest:.0f} % | {over:.2f}× | {'' if decor == 'none' else over_iqr} | "
+              f"{'' if decor == 'none' else f'{products_over:.2f}×'} | "
               f"≥ {100 * goal:.0f} %{'' if decor == 'none' else f', ≤ {DECOR_GOAL}×'}: "
               f"{'met' if met else 'NOT met'} |")
     print("\nEnergy counters on (bp): what `neurodecorr train` runs; its step time over the same round's "
