@@ -84,8 +84,10 @@ def step_products(layers, rule: str, decor: bool, batch: int) -> list[tuple[str,
     """The matrix products of one training step on ideal, as (kind, rows, n_in, n_out), each
     2·rows·n_in·n_out FLOPs, in the orientation the engine computes it: "forward" x (rows, n_in)
     @ W (n_out, n_in)ᵀ (a read, `mvm`); "back" e (rows, n_in) @ M (n_in, n_out) (a transposed
-    read, `mvm_t`); "outer" eᵀ x with e (rows, n_in), x (rows, n_out) (an update, `local_outer`).
-    For R both widths are the layer's n_in."""
+    read, `mvm_t`); "update" and "rule" eᵀ x with e (rows, n_in), x (rows, n_out)
+    (`local_outer`: a weight update into its kept buffer; the decorrelation rule's C R into a new
+    array). For R both widths are the layer's n_in. Dense layers, the seed rule's left form and
+    the default sub-sample fraction, as this bench runs them."""
     out = []
     n_sub = subsample_size(batch, 0.1)
     for i, s in enumerate(layers):
@@ -95,7 +97,7 @@ def step_products(layers, rule: str, decor: bool, batch: int) -> list[tuple[str,
             if decorrelated:
                 out.append(("forward", batch, s.n_in, s.n_in))  # R(a − μ)
             out.append(("forward", batch, s.n_in, s.n_out))
-        out.append(("outer", batch, s.n_out, s.n_in))  # weight update
+        out.append(("update", batch, s.n_out, s.n_in))  # e x̃ᵀ
         if rule in ("bp", "fa") and i > 0:  # backward to the layer below, through W (or B) and R
             out.append(("back", batch, s.n_out, s.n_in))
             if decorrelated:
@@ -103,7 +105,7 @@ def step_products(layers, rule: str, decor: bool, batch: int) -> list[tuple[str,
         if rule == "dfa" and i < len(layers) - 1:
             out.append(("forward", batch, layers[-1].n_out, s.n_out))  # D_l e_L
         if decorrelated:  # the rule's Zᵀ(Z R) on the sub-sample
-            out += [("back", n_sub, s.n_in, s.n_in), ("outer", n_sub, s.n_in, s.n_in)]
+            out += [("back", n_sub, s.n_in, s.n_in), ("rule", n_sub, s.n_in, s.n_in)]
     return out
 
 
@@ -113,9 +115,10 @@ def flops_per_batch(layers, rule: str, decor: bool, batch: int) -> float:
 
 class Products:
     """A step's matrix products alone (`step_products`), on random operands of the same shapes
-    and orientations (weight updates into kept buffers, as the engine's): what the step would
-    take if everything element-wise were free. Timed beside the steps, it splits the fraction of
-    GEMM into the BLAS's rate on these shapes and the rest of the step."""
+    and orientations, through the engine's own `local_outer` for the outer products (whose
+    1/batch scaling pass comes with them): roughly what the step would take if everything else
+    were free. Timed beside the steps, it splits the fraction of GEMM into the BLAS's rate on
+    these shapes and the rest of the step."""
 
     def __init__(self, layers, rule: str, decor: bool, batch: int):
         rng = np.random.default_rng(1)
@@ -129,9 +132,9 @@ class Products:
             elif kind == "back":
                 b = rng.standard_normal((n_in, n_out), dtype=np.float32)
                 self.calls.append(lambda a=a, b=b: a @ b)
-            else:  # a weight update into its kept buffer; the decorrelation rule's into a new array
+            else:
                 b = rng.standard_normal((rows, n_out), dtype=np.float32)
-                out = np.empty((n_in, n_out), np.float32) if rows == batch else None
+                out = np.empty((n_in, n_out), np.float32) if kind == "update" else None
                 self.calls.append(lambda a=a, b=b, out=out: local_outer(a, b, out=out))
         self.seconds(2)
 
@@ -260,9 +263,10 @@ def main(argv=None) -> int:
           f"{args.rounds} rounds of the ratio to its neighbours "
           f"(GEMM blocks either side; the same round's run without decorrelation), the 25th–75th "
           "percentiles beside it. *Products alone*: the step's matrix products by themselves (`Products`: "
-          "the same shapes and orientations, nothing element-wise) as a fraction of GEMM, the most the "
-          "step could reach with this BLAS, and their own time with the seed rule over without; *rest of the "
-          "step*: the share of the step's time outside them.\n")
+          "the same shapes and orientations, timed apart from the step) as a fraction of GEMM, roughly the "
+          "most the step could reach with this BLAS, and their own time with the seed rule over without; "
+          "*rest of the step*: 1 − their time over the step's, the share of the step beyond its products' "
+          "time alone.\n")
     print("| rule | decor | samples/s | fraction of GEMM | (quartiles) | products alone | rest of the step "
           "| time vs no decor | (quartiles) | products alone vs no decor | goal |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
